@@ -1,0 +1,82 @@
+"""Typed configuration, read from YAML (``configs/default.yaml`` documents every key).
+
+Each section is a frozen dataclass whose defaults are the shipped behaviour; a YAML file overrides any
+subset. Unknown keys and values of the wrong type are errors that name the key, because a typo in a
+threshold must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tbml.errors import ConfigError
+from tbml.io import read_yaml
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    reporting_currency: str = "USD"
+    # "builtin" is the approximate table shipped in tbml/data; anything else is a CSV or Parquet path with
+    # columns date, currency, per_usd (units of the currency for one US dollar, valid from that date).
+    fx_rates: str = "builtin"
+    # A rate older than this at the row's date is not used: the row is quarantined as no_fx_rate.
+    fx_max_age_days: int = 366
+    # Restore a leading zero lost in a spreadsheet: "auto" restores 5-digit codes always and a 7- or
+    # 9-digit code when the file holds more codes one digit longer; "never" turns it off.
+    restore_hs_leading_zero: str = "auto"
+    # When more than this share of non-empty dates fail to parse, the format is wrong for the whole file:
+    # that is one file-level error, not a quarantine of most rows.
+    date_failure_file_error_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class Config:
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Defaults, overridden by the YAML at ``path`` when given."""
+    if path is None:
+        return Config()
+    return _build(Config, read_yaml(path, ConfigError, "config"), str(path))
+
+
+def _build(cls: type, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of {sorted(known)}")
+    values = {}
+    for name, raw in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, raw, f"{where}: {name}")
+        else:
+            values[name] = _coerce(hint, raw, f"{where}: {name}")
+    return cls(**values)
+
+
+def _coerce(hint: Any, raw: Any, where: str):
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for kind in allowed:
+        if kind is type(None) and raw is None:
+            return None
+        if kind is float and isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return float(raw)
+        if kind in (int, str, bool) and type(raw) is kind:
+            return raw
+        if typing.get_origin(kind) in (list, tuple) and isinstance(raw, list):
+            return tuple(raw)
+    names = " or ".join(getattr(k, "__name__", str(k)) for k in allowed)
+    raise ConfigError(f"{where}: expected {names}, got {raw!r}")

@@ -1,0 +1,128 @@
+"""Column mappings: how a user's file layout becomes tbml's canonical columns.
+
+A mapping YAML (see configs/mappings/) names, for each canonical column, the source column holding it,
+a list of source columns joined into one (a declaration id and its item number), or a constant for a
+column the file lacks (the importing country of a national import file). Its ``read`` section says how
+to read the file: delimiter, encoding, decimal mark, date format.
+
+Without a mapping, source headers are matched to canonical names case-insensitively, with spaces and
+hyphens read as underscores ("Invoice ID" -> invoice_id).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from tbml.errors import InputFileError, MappingError
+from tbml.io import MALFORMED_TEXT, SOURCE_ROW, read_yaml
+from tbml.schema import LABEL_COLUMNS, columns, required_columns
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    delimiter: str | None = None  # None: guessed from the header line among , ; tab |
+    encoding: str = "utf-8"
+    decimal: str = "."
+    thousands: str | None = None
+    date_format: str | None = None  # a strftime pattern; None means ISO 8601
+    composite_separator: str = "-"
+
+
+@dataclass(frozen=True)
+class Mapping:
+    kind: str
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    constants: dict[str, object] = field(default_factory=dict)
+    read: ReadOptions = field(default_factory=ReadOptions)
+    name: str = "identity"
+
+    @classmethod
+    def identity(cls, kind: str) -> Mapping:
+        columns(kind)  # checks the kind
+        return cls(kind=kind)
+
+    @classmethod
+    def load(cls, path: str | Path, kind: str | None = None) -> Mapping:
+        path = Path(path)
+        data = read_yaml(path, MappingError, "mapping")
+        if not isinstance(data, dict):
+            raise MappingError(f"{path}: expected keys kind, columns, constants, read")
+        unknown = set(data) - {"kind", "name", "description", "columns", "constants", "read"}
+        if unknown:
+            raise MappingError(f"{path}: unknown key {sorted(unknown)[0]!r}")
+        file_kind = data.get("kind", kind)
+        if file_kind not in ("invoices", "transfers"):
+            raise MappingError(f"{path}: kind must be 'invoices' or 'transfers', got {file_kind!r}")
+        if kind is not None and file_kind != kind:
+            raise MappingError(f"{path}: is a mapping for {file_kind}, but it was given for {kind}")
+        canonical = {c.name for c in columns(file_kind)} | {c.name for c in LABEL_COLUMNS}
+        mapped: dict[str, tuple[str, ...]] = {}
+        for target, source in (data.get("columns") or {}).items():
+            if target not in canonical:
+                raise MappingError(f"{path}: columns: {target!r} is not a canonical {file_kind} column")
+            sources = (source,) if isinstance(source, str) else tuple(source or ())
+            if not sources or not all(isinstance(s, str) and s for s in sources):
+                raise MappingError(f"{path}: columns: {target} must name a source column or a list of them")
+            mapped[target] = sources
+        constants = dict(data.get("constants") or {})
+        for target in constants:
+            if target not in canonical:
+                raise MappingError(f"{path}: constants: {target!r} is not a canonical {file_kind} column")
+            if target in mapped:
+                raise MappingError(f"{path}: {target!r} is both mapped to a column and set as a constant")
+        read_keys = set(ReadOptions.__dataclass_fields__)
+        read = data.get("read") or {}
+        if set(read) - read_keys:
+            raise MappingError(f"{path}: read: unknown key {sorted(set(read) - read_keys)[0]!r}")
+        return cls(file_kind, mapped, constants, ReadOptions(**read), data.get("name", path.stem))
+
+    def apply(self, raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+        """Canonical columns (those the file or the constants provide) plus ``source_row``."""
+        header = [c for c in raw.columns if c not in (SOURCE_ROW, MALFORMED_TEXT)]
+        by_normal = {_normal(c): c for c in header}
+        out = pd.DataFrame({SOURCE_ROW: raw[SOURCE_ROW]})
+        for col in (*columns(self.kind), *LABEL_COLUMNS):
+            name = col.name
+            if name in self.constants:
+                out[name] = pd.Series(str(self.constants[name]), index=raw.index, dtype="string")
+                continue
+            sources = self.columns.get(name)
+            if sources is None:
+                found = name if name in raw.columns else by_normal.get(_normal(name))
+                if found is not None:
+                    out[name] = raw[found]
+                continue
+            resolved = []
+            for source in sources:
+                found = source if source in raw.columns else by_normal.get(_normal(source))
+                if found is None:
+                    raise InputFileError(
+                        f"{path}: mapping '{self.name}' maps {name} to column {source!r}, "
+                        f"which the file does not have (it has: {', '.join(header)})"
+                    )
+                resolved.append(found)
+            if len(resolved) == 1:
+                out[name] = raw[resolved[0]]
+            else:
+                parts = [raw[c].astype("string").str.strip() for c in resolved]
+                joined = parts[0]
+                for part in parts[1:]:
+                    joined = joined + self.read.composite_separator + part
+                out[name] = joined
+        missing = [c for c in required_columns(self.kind) if c not in out.columns]
+        if missing:
+            hint = "" if self.name != "identity" else "; map it with --mapping (see configs/mappings/)"
+            raise InputFileError(
+                f"{path}: required column '{missing[0]}' is missing (file has: {', '.join(header)}){hint}"
+            )
+        if MALFORMED_TEXT in raw.columns:
+            out[MALFORMED_TEXT] = raw[MALFORMED_TEXT]
+        return out
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())

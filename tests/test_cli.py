@@ -1,0 +1,95 @@
+"""The command line: exit codes, exact messages, help text, and outputs on disk."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import tbml
+from tbml.cli import cli
+
+from .conftest import DATA, MAPPINGS
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_version(runner):
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0 and result.output == f"tbml, version {tbml.__version__}\n"
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_command_has_help_with_an_example(runner, command):
+    result = runner.invoke(cli, [command, "-h"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output and "  tbml " + command in result.output
+
+
+def test_generate_then_validate(runner, tmp_path):
+    out = tmp_path / "sample"
+    result = runner.invoke(cli, ["generate", "--invoices", "3000", "--seed", "2", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("3,000 invoices and ")
+    summary = json.loads((out / "generation.json").read_text())
+    assert summary["n_invoices"] == 3000 and summary["seed"] == 2
+
+    check = tmp_path / "check"
+    result = runner.invoke(cli, ["validate", str(out / "invoices.csv"), "--transfers", str(out / "transfers.csv"),
+                                 "-o", str(check)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{out / 'invoices.csv'}: 3,000 rows in, 3,000 accepted, 0 quarantined"
+    manifest = json.loads((check / "manifest.json").read_text())
+    assert manifest["rows_in"] == manifest["rows_accepted"] + manifest["rows_quarantined"]
+    assert manifest["rows_accepted"] == 3000 + summary["n_transfers"]
+
+
+def test_validate_bad_rows_writes_quarantine_and_reasons(runner, tmp_path):
+    result = runner.invoke(cli, ["validate", str(DATA / "bad_rows.csv"), "-o", str(tmp_path)])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == f"{DATA / 'bad_rows.csv'}: 17 rows in, 2 accepted, 15 quarantined"
+    assert "  bad_hs_code                      2" in lines
+    import pandas as pd
+    quarantine = pd.read_csv(tmp_path / "quarantine_invoices.csv")
+    assert len(quarantine) == 15 and quarantine["reason"].notna().all() and quarantine["source_row"].min() == 2
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["inputs"][0]["sha256"] and manifest["rows_quarantined"] == 15
+
+
+def test_missing_column_is_one_line_and_exit_1(runner, tmp_path):
+    result = runner.invoke(cli, ["validate", str(DATA / "missing_column.csv"), "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {DATA / 'missing_column.csv'}: required column 'hs_code' is missing (file has: invoice_id, date, "
+        "importer_id, exporter_country, importer_country, quantity, value, currency); map it with --mapping "
+        "(see configs/mappings/)\n"
+    )
+
+
+def test_strict_fails_with_exit_1(runner, tmp_path):
+    result = runner.invoke(cli, ["validate", str(DATA / "bad_rows.csv"), "--strict", "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "15 row(s) quarantined in strict mode" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_encoding_and_mapping_options(runner, tmp_path):
+    result = runner.invoke(cli, ["validate", str(DATA / "latin1.csv"), "--encoding", "cp1252", "-o", str(tmp_path)])
+    assert result.exit_code == 0 and "2 accepted" in result.output
+    result = runner.invoke(cli, ["validate", str(DATA / "customs_declarations.csv"), "--mapping",
+                                 str(MAPPINGS / "customs_import_declarations.yaml"), "-o", str(tmp_path)])
+    assert result.exit_code == 0 and "7 rows in, 4 accepted, 3 quarantined" in result.output
+    assert "repaired: hs_leading_zero_restored 1" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["generate"], ["generate", "-o", "x", "--invoices", "5"], ["generate", "-o", "x", "--format", "xls"],
+     ["validate"], ["nonsense"]],
+)
+def test_usage_errors_exit_2(runner, args):
+    assert runner.invoke(cli, args).exit_code == 2
