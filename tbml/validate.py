@@ -19,7 +19,6 @@ from tbml.mapping import Mapping, ReadOptions
 from tbml.schema import (
     COUNTRY_ALIASES,
     ID_COLUMN,
-    LABEL_COLUMNS,
     REJECT_REASONS,
     columns,
     country_codes,
@@ -27,6 +26,7 @@ from tbml.schema import (
 )
 
 _REASON_ORDER = {code: i for i, code in enumerate(REJECT_REASONS)}
+_TRUE = {"true", "1", "yes", "y", "t"}
 _NON_FINITE_TEXT = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 _SIDES = {
     "export": "export", "exports": "export", "x": "export", "e": "export", "ex": "export", "exp": "export",
@@ -135,9 +135,11 @@ def validate(mapped: pd.DataFrame, mapping: Mapping, config: IngestConfig, path)
         if col.required:
             problems.add("missing_field", col.name, ~present)
         clean[col.name] = values
-    for col in LABEL_COLUMNS:
-        if col.name in mapped.columns:
-            clean[col.name] = mapped[col.name]
+    if "is_laundering" in mapped.columns:
+        flag = _text(mapped["is_laundering"]).str.lower()
+        clean["is_laundering"] = flag.isin(_TRUE).fillna(False).to_numpy()
+    if "typology" in mapped.columns:
+        clean["typology"] = _text(mapped["typology"]).fillna("")
     _check_ranges(clean, kind, problems)
     id_col = ID_COLUMN[kind]
     ids = clean[id_col]

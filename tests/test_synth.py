@@ -34,6 +34,10 @@ def test_generated_files_pass_validation_untouched(tmp_path, small_synthetic):
     write_table(small_synthetic.transfers, tmp_path / "tr.csv")
     inv, tr = load_invoices(tmp_path / "inv.csv"), load_transfers(tmp_path / "tr.csv")
     assert inv.stats["rows_quarantined"] == 0 and tr.stats["rows_quarantined"] == 0
+    # labels survive the round trip as booleans and text
+    assert inv.accepted["is_laundering"].dtype == bool
+    assert inv.accepted["is_laundering"].sum() == small_synthetic.invoices["is_laundering"].sum()
+    assert (inv.accepted["typology"] == small_synthetic.invoices["typology"]).all()
     assert set(inv.accepted["unit_status"]) <= {"canonical", "converted"}
     assert inv.accepted["unit_status"].eq("converted").any()  # tonnes, as some exporters write them
 

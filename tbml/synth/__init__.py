@@ -45,10 +45,13 @@ def generate(
     days: int = 730,
     typologies: tuple[str, ...] = TYPOLOGIES,
     fx: FxTable | None = None,
+    mirror_share: float = 0.0,
 ) -> SyntheticData:
     """Generate ``n_invoices`` invoice lines with their transfers; deterministic for a given ``seed``.
 
-    The default period keeps every payment inside the built-in FX table (2018-2024).
+    The default period keeps every payment inside the built-in FX table (2018-2024). With ``mirror_share``,
+    that share of import lines also gets the exporting country's export declaration (FOB, same shipment
+    reference, a few days earlier, honest figures), appended after the ``n_invoices`` import lines.
     """
     if n_invoices < 100:
         raise ValueError("n_invoices must be at least 100")
@@ -78,6 +81,8 @@ def generate(
         raise ValueError("laundering_rate too high for this many invoices")
 
     inv = legit_invoices(world, rng, n_legit, days)
+    honest_keys = ("value_usd", "quantity", "gross_weight_kg", "product")
+    honest = {k: inv[k].copy() for k in honest_keys}
     victims = _pick_victims(inv, rng, cases)
     ty.mispricing(inv, victims["over_invoicing"], strength["over_invoicing"], +1)
     ty.mispricing(inv, victims["under_invoicing"], strength["under_invoicing"], -1)
@@ -96,12 +101,17 @@ def generate(
     fresh = inv["shipment"].max() + 1 + np.arange(new_shipments)
     circles["shipment"], unrelated["shipment"] = fresh[: len(circles["day"])], fresh[len(circles["day"]) :]
     inv = concat(inv, duplicates, circles, unrelated)
+    honest = {k: np.concatenate([honest[k], duplicates[k], circles[k], unrelated[k]]) for k in honest_keys}
 
     pay = concat(
         settle(inv, rng, parents),
         *special,
         honest_unmatched(inv, world, rng, max(1, n_invoices // 50), providers),
     )
+    if mirror_share > 0:
+        copies = np.zeros(len(inv["day"]), dtype=bool)
+        copies[n_legit : n_legit + len(duplicates["day"])] = True
+        inv = concat(inv, _export_declarations(inv, honest, rng, mirror_share, copies))
     invoices, invoice_ids = _invoice_frame(inv, world, rng, fx, start)
     transfers = _transfer_frame(pay, invoice_ids, rng, fx, start)
     summary = {
@@ -115,6 +125,25 @@ def generate(
         "labelled_transfers": {k: int(v) for k, v in transfers["typology"].value_counts().items() if k},
     }
     return SyntheticData(invoices, transfers, summary)
+
+
+def _export_declarations(inv: Cols, honest: Cols, rng, share: float, copies: np.ndarray) -> Cols:
+    """The exporting side's declaration of a share of shipments, every line of each: FOB (the import side is
+    CIF), a few days before arrival, with what really shipped (``honest``: quantity, weight, value and goods
+    before any scheme). A re-invoiced shipment is declared once, as it left."""
+    shipment = inv["shipment"]
+    chosen = rng.random(int(shipment.max()) + 1) < share
+    picked = np.flatnonzero(chosen[shipment] & ~copies)
+    exp = {k: v[picked].copy() for k, v in inv.items()}
+    for key, values in honest.items():
+        exp[key] = values[picked].copy()
+    exp["value_usd"] = exp["value_usd"] / rng.uniform(1.02, 1.12, len(picked))  # less freight and insurance
+    exp["day"] = np.maximum(exp["day"] - rng.integers(3, 35, len(picked)), 0)
+    exp["side"] = np.full(len(picked), "export", dtype=object)
+    exp["typology"] = np.full(len(picked), "", dtype=object)  # the export figures are the true ones
+    exp["strength"] = np.zeros(len(picked))
+    exp["special_payment"] = np.ones(len(picked), dtype=bool)  # payments settle the import invoice
+    return exp
 
 
 def _pick_victims(inv: Cols, rng, cases: dict[str, int]) -> dict[str, np.ndarray]:
@@ -173,7 +202,7 @@ def _invoice_frame(inv: Cols, world, rng, fx: FxTable, start: str) -> tuple[pd.D
             "value": np.round(inv["value_usd"] * per_usd, 2),
             "currency": inv["currency"],
             "shipment_ref": _ids("BL", ship_numbers[inv["shipment"]], 8),
-            "declaration_side": "import",
+            "declaration_side": inv["side"],
             "payment_terms": inv["payment_terms"],
             "transport_mode": inv["transport_mode"],
             "is_laundering": inv["typology"] != "",

@@ -84,6 +84,7 @@ def legit_invoices(world: World, rng: np.random.Generator, n: int, n_days: int) 
         "typology": np.full(n, NO_TYPOLOGY, dtype=object),
         "strength": np.zeros(n),
         "special_payment": np.zeros(n, dtype=bool),  # a typology pays this invoice its own way
+        "side": np.full(n, "import", dtype=object),
     }
 
 

@@ -249,4 +249,5 @@ def _as_invoices(world: World, rng, rows: list[dict], typology: str, template: C
         "typology": np.full(n, typology, dtype=object),
         "strength": r["strength"],
         "special_payment": np.zeros(n, dtype=bool),
+        "side": np.full(n, "import", dtype=object),
     }

@@ -1,0 +1,1 @@
+"""Feature pipelines: plain functions from normalised invoices / transfers to feature frames."""

@@ -1,0 +1,102 @@
+"""Price measures of each invoice line, and the keys its peers are found by.
+
+Measures, all on the log scale where trade prices are close to symmetric:
+
+- ``unit_price``: reporting value per declared canonical unit, compared only among lines of the same unit;
+- ``value_per_kg``: reporting value per kg of gross weight, comparable across units;
+- ``mirror_gap``: the line's value against the other side's declaration of the same shipment (see
+  ``tbml.features.mirror``), present only when a file holds both export and import declarations.
+
+A measure is NaN where it cannot be formed (no quantity or unit, no weight, zero value): the line is then
+not judged on that measure, never on a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tbml.features.mirror import has_both_sides, mirror_gaps
+
+MEASURES = ("unit_price", "value_per_kg", "mirror_gap")
+# Peer keys a level may name. "origin" is the exporting country, "destination" the importing one.
+KEY_COLUMNS = ("hs6", "hs4", "hs2", "origin", "destination", "period", "unit", "side")
+DEFAULT_LEVELS = (
+    ("hs6", "origin", "destination", "period"),
+    ("hs6", "destination"),
+    ("hs6",),
+    ("hs4",),
+    ("hs2",),
+)
+
+
+@dataclass
+class Measure:
+    """One price measure over all lines: its log values, the keys of each line, and the amount it is per."""
+
+    name: str
+    log_value: np.ndarray  # NaN where the measure cannot be formed
+    keys: pd.DataFrame  # KEY_COLUMNS (strings), one row per line
+    amount: np.ndarray  # quantity (unit_price) or kg (value_per_kg): turns a price gap into value moved
+    unit: pd.Series  # the unit the price is per
+
+
+def price_measures(invoices: pd.DataFrame, period: str = "quarter", cif_fob_margin: float = 0.06) -> list[Measure]:
+    """The measures for normalised invoices (the ``accepted`` frame of ``tbml.ingest``); ``mirror_gap``
+    only when the file holds both declaration sides."""
+    n = len(invoices)
+    value = invoices["reporting_value"].to_numpy(dtype=np.float64)
+    quantity = _column(invoices, "quantity", n)
+    weight = _column(invoices, "gross_weight_kg", n)
+    unit = invoices["quantity_unit"].astype("string") if "quantity_unit" in invoices else pd.Series(pd.NA, index=invoices.index, dtype="string")
+    keys = peer_keys(invoices, period)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit_price = np.where((value > 0) & (quantity > 0) & unit.notna().to_numpy(), np.log(value / quantity), np.nan)
+        per_kg = np.where((value > 0) & (weight > 0), np.log(value / weight), np.nan)
+    unit_keys = keys.assign(unit=unit.fillna("").to_numpy())
+    kg_keys = keys.assign(unit="KGM")
+    measures = [
+        Measure("unit_price", unit_price, unit_keys, quantity, unit.fillna("")),
+        Measure("value_per_kg", per_kg, kg_keys, weight, pd.Series("KGM", index=invoices.index)),
+    ]
+    if has_both_sides(invoices):
+        gaps = mirror_gaps(invoices, cif_fob_margin)
+        # amount x exp(gap) is the line's value, so the value-moved sum works as for prices
+        measures.append(Measure("mirror_gap", gaps["mirror_value_gap"].to_numpy(), keys.assign(unit="mirror"),
+                                gaps["mirror_value"].to_numpy(), pd.Series("", index=invoices.index)))
+    return measures
+
+
+def peer_keys(invoices: pd.DataFrame, period: str = "quarter") -> pd.DataFrame:
+    """The peer-group keys of each line as strings; ``side`` keeps export (FOB) and import (CIF) apart."""
+    dates = pd.to_datetime(invoices["date"])
+    if period == "quarter":
+        period_key = dates.dt.year.astype(str) + "Q" + dates.dt.quarter.astype(str)
+    elif period == "month":
+        period_key = dates.dt.strftime("%Y-%m")
+    elif period == "year":
+        period_key = dates.dt.year.astype(str)
+    else:
+        raise ValueError(f"period must be 'month', 'quarter' or 'year', got {period!r}")
+    side = invoices["declaration_side"].astype("string").fillna("") if "declaration_side" in invoices else ""
+    return pd.DataFrame(
+        {
+            "hs6": invoices["hs6"].astype("string").to_numpy(),
+            "hs4": invoices["hs4"].astype("string").to_numpy(),
+            "hs2": invoices["hs2"].astype("string").to_numpy(),
+            "origin": invoices["exporter_country"].astype("string").to_numpy(),
+            "destination": invoices["importer_country"].astype("string").to_numpy(),
+            "period": period_key.to_numpy(),
+            "unit": "",
+            "side": np.asarray(side, dtype=object) if not isinstance(side, str) else side,
+        },
+        index=invoices.index,
+    ).astype("string")
+
+
+def _column(frame: pd.DataFrame, name: str, n: int) -> np.ndarray:
+    if name in frame:
+        return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.full(n, np.nan)
