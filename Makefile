@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 setup: $(STAMP) ## create .venv and install tbml with pinned dependencies
 
-demo: $(STAMP) ## generate sample trade + payments, validate them, print the summary
+demo: $(STAMP) ## generate sample trade + payments, validate them, score them, show the top alerts
 	$(BIN)/tbml generate --invoices 20000 --seed 7 -o $(DEMO)
 	$(BIN)/tbml validate $(DEMO)/invoices.csv --transfers $(DEMO)/transfers.csv -o $(DEMO)/validate
+	$(BIN)/tbml score $(DEMO)/invoices.csv --transfers $(DEMO)/transfers.csv -o $(DEMO)/scored --top 5
 
 test: $(STAMP) ## run the whole test suite
 	$(BIN)/python -m pytest

@@ -4,11 +4,16 @@ outputs atomically, and returns what it did."""
 from __future__ import annotations
 
 import platform
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 import tbml
 from tbml.config import Config, load_config
+from tbml.detectors import PriceDeviationDetector
 from tbml.fx import FxTable
 from tbml.ingest import LoadResult, load_table
 from tbml.io import write_json, write_table
@@ -82,3 +87,81 @@ def generate_files(
     }
     write_json(summary, out_dir / "generation.json")
     return summary
+
+
+# Columns of the line itself that an alert carries, when the input has them.
+ALERT_CONTEXT = [
+    "invoice_id", "source_row", "date", "importer_id", "exporter_id", "exporter_country", "importer_country",
+    "hs_code", "goods_description", "quantity", "quantity_unit", "gross_weight_kg", "value", "currency",
+    "reporting_value", "shipment_ref", "declaration_side", "is_laundering", "typology",
+]
+
+
+@dataclass
+class Scoring:
+    alerts: pd.DataFrame  # alerted lines, ranked, with reasons
+    scores: pd.DataFrame  # every accepted line with its price comparison
+    validation: Validation
+    manifest: dict
+    outputs: dict[str, Path]
+
+
+def score_files(
+    invoices: str | Path,
+    transfers: str | Path | None = None,
+    *,
+    mapping: str | Path | None = None,
+    transfers_mapping: str | Path | None = None,
+    config: Config | str | Path | None = None,
+    out_dir: str | Path | None = None,
+    strict: bool = False,
+    reference_prices: str | Path | None = None,
+    **read_overrides,
+) -> Scoring:
+    """Validate the files, fit the price detector on the invoices themselves (peer prices from the file),
+    and rank every line whose price lies beyond the fences, each with its reasons.
+
+    Writes to ``out_dir``: alerts.csv and alerts.parquet (ranked), scores.parquet (every accepted line),
+    quarantine_*.csv and manifest.json, each atomically.
+    """
+    config = config if isinstance(config, Config) else load_config(config)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    validation = validate_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
+                                config=config, out_dir=None, strict=strict, **read_overrides)
+    timings["load_and_validate"] = time.perf_counter() - started
+    accepted = validation.results[0].accepted
+    params = config.pricing.detector_params()
+    params["reference_prices"] = reference_prices or params["reference_prices"]
+    detector = PriceDeviationDetector(reporting_currency=config.ingest.reporting_currency, **params)
+
+    started = time.perf_counter()
+    explained = detector.fit(accepted).explain(accepted) if len(accepted) else pd.DataFrame()
+    timings["price_detector"] = time.perf_counter() - started
+    context = accepted[[c for c in ALERT_CONTEXT if c in accepted.columns]]
+    scores = pd.concat([context, explained], axis=1)
+    if len(scores):
+        scores["date"] = scores["date"].dt.strftime("%Y-%m-%d")
+    flagged = scores[scores.get("direction", pd.Series(dtype=str)).fillna("") != ""] if len(scores) else scores
+    alerts = flagged.reindex(flagged["fence_distance"].abs().sort_values(ascending=False, kind="stable").index) \
+        if len(flagged) else flagged
+    alerts.insert(0, "rank", np.arange(1, len(alerts) + 1))
+
+    manifest = run_manifest("score", config, FxTable.load(config.ingest.fx_rates), validation.results)
+    # every row is accounted for: invoice lines are scored, transfers accepted (payment features come later)
+    manifest["rows_scored"] = int(len(scores))
+    manifest["alerts"] = int(len(alerts))
+    manifest["detector"] = {"name": "PriceDeviationDetector", "min_group_size": getattr(detector, "min_group_size_", None),
+                            "reference_prices": str(params["reference_prices"]) if params["reference_prices"] else None}
+    manifest["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    outputs: dict[str, Path] = {}
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        outputs["alerts_csv"] = write_table(alerts, out_dir / "alerts.csv")
+        outputs["alerts_parquet"] = write_table(alerts, out_dir / "alerts.parquet")
+        outputs["scores"] = write_table(scores, out_dir / "scores.parquet")
+        for result in validation.results:
+            outputs[f"quarantine_{result.kind}"] = write_table(result.quarantined, out_dir / f"quarantine_{result.kind}.csv")
+        manifest["outputs"] = {k: str(v) for k, v in outputs.items()}
+        outputs["manifest"] = write_json(manifest, out_dir / "manifest.json")
+    return Scoring(alerts, scores, validation, manifest, outputs)

@@ -49,8 +49,10 @@ def read_options(func):
               help="Injected laundering cases per invoice, spread over the typologies.")
 @click.option("--typology", "typologies", type=click.Choice(TYPOLOGIES), multiple=True,
               help="Inject only these typologies (repeatable; default all).")
+@click.option("--mirror-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of shipments that also get the exporting side's declaration (mirror data).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-def generate(out_dir, n_invoices, seed, laundering_rate, typologies, fmt):
+def generate(out_dir, n_invoices, seed, laundering_rate, typologies, mirror_share, fmt):
     """Write labelled synthetic invoices and transfers with injected TBML typologies.
 
     \b
@@ -58,8 +60,12 @@ def generate(out_dir, n_invoices, seed, laundering_rate, typologies, fmt):
       tbml generate --invoices 20000 --seed 7 -o data/sample
     """
     kwargs = {"typologies": typologies} if typologies else {}
+    if mirror_share:
+        kwargs["mirror_share"] = mirror_share
     summary = api.generate_files(out_dir, n_invoices, seed, laundering_rate, fmt, **kwargs)
-    click.echo(f"{summary['n_invoices']:,} invoices and {summary['n_transfers']:,} transfers "
+    mirrored = summary["export_declarations"]
+    lines = f"{summary['n_invoices']:,} invoices" + (f" ({mirrored:,} of them export declarations)" if mirrored else "")
+    click.echo(f"{lines} and {summary['n_transfers']:,} transfers "
                f"({summary['period'][0]} to {summary['period'][1]}, seed {seed})")
     for kind in ("invoices", "transfers"):
         labelled = summary[f"labelled_{kind}"]
@@ -100,6 +106,44 @@ def validate(invoices, transfers, mapping, transfers_mapping, config, out_dir, s
         repairs = {k: v for k, v in s["repairs"].items() if isinstance(v, int) and v}
         if repairs:
             click.echo("  repaired: " + ", ".join(f"{k} {v:,}" for k, v in repairs.items()))
+    for name, path in result.outputs.items():
+        click.echo(f"{name}: {path}")
+
+
+@cli.command()
+@click.argument("invoices", type=click.Path(dir_okay=False))
+@click.option("--transfers", type=click.Path(dir_okay=False),
+              help="Transfers file: validated and accounted for (payment features arrive in a later release).")
+@click.option("--mapping", type=click.Path(dir_okay=False), help="Column mapping YAML for the invoices.")
+@click.option("--transfers-mapping", type=click.Path(dir_okay=False), help="Column mapping YAML for the transfers.")
+@click.option("--config", type=click.Path(dir_okay=False), help="Config YAML (see configs/default.yaml).")
+@click.option("--reference-prices", type=click.Path(dir_okay=False),
+              help="External unit values (CSV/Parquet) for goods your file has too few lines of.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="tbml-out", show_default=True)
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Alerts to print.")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) if any row is quarantined.")
+@read_options
+def score(invoices, transfers, mapping, transfers_mapping, config, reference_prices, out_dir, top, strict, **read):
+    """Rank invoice lines whose prices lie far from their peers', with the reasons.
+
+    Peer prices come from the file itself (no trained model needed). Writes OUT/alerts.csv and
+    OUT/alerts.parquet (ranked), OUT/scores.parquet (every line), quarantined rows and OUT/manifest.json.
+
+    \b
+    Example:
+      tbml score invoices.csv --transfers transfers.csv -o alerts/
+      tbml score declarations.csv --mapping configs/mappings/customs_import_declarations.yaml
+    """
+    result = api.score_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
+                             config=config, out_dir=out_dir, strict=strict, reference_prices=reference_prices, **read)
+    m = result.manifest
+    for s in m["inputs"]:
+        done = "scored" if s["kind"] == "invoices" else "accepted"
+        click.echo(f"{s['path']}: {s['rows_in']:,} rows in, {s['rows_accepted']:,} {done}, "
+                   f"{s['rows_quarantined']:,} quarantined")
+    click.echo(f"{m['alerts']:,} price alerts")
+    for alert in result.alerts.head(top).itertuples(index=False):
+        click.echo(f"  #{alert.rank} {alert.invoice_id}: {alert.reason}")
     for name, path in result.outputs.items():
         click.echo(f"{name}: {path}")
 

@@ -35,8 +35,31 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class PricingConfig:
+    # peer-group hierarchy, most specific first; keys: hs6 hs4 hs2 origin destination period
+    levels: tuple[tuple[str, ...], ...] = (
+        ("hs6", "origin", "destination", "period"),
+        ("hs6", "destination"),
+        ("hs6",),
+        ("hs4",),
+        ("hs2",),
+    )
+    period: str = "quarter"
+    min_group_size: int | str = "auto"
+    threshold: float = 1.5
+    min_spread: float = 0.05
+    skew_adjusted: bool = False
+    cif_fob_margin: float = 0.06
+    reference_prices: str | None = None
+
+    def detector_params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -77,6 +100,6 @@ def _coerce(hint: Any, raw: Any, where: str):
         if kind in (int, str, bool) and type(raw) is kind:
             return raw
         if typing.get_origin(kind) in (list, tuple) and isinstance(raw, list):
-            return tuple(raw)
+            return tuple(tuple(item) if isinstance(item, list) else item for item in raw)
     names = " or ".join(getattr(k, "__name__", str(k)) for k in allowed)
     raise ConfigError(f"{where}: expected {names}, got {raw!r}")

@@ -93,3 +93,38 @@ def test_encoding_and_mapping_options(runner, tmp_path):
 )
 def test_usage_errors_exit_2(runner, args):
     assert runner.invoke(cli, args).exit_code == 2
+
+
+def test_score_ranks_alerts_with_reasons_and_accounts_for_every_row(runner, tmp_path):
+    data = tmp_path / "data"
+    assert runner.invoke(cli, ["generate", "--invoices", "6000", "--seed", "4", "--laundering-rate", "0.05",
+                               "-o", str(data)]).exit_code == 0
+    out = tmp_path / "scored"
+    result = runner.invoke(cli, ["score", str(data / "invoices.csv"), "--transfers", str(data / "transfers.csv"),
+                                 "-o", str(out), "--top", "3"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{data / 'invoices.csv'}: 6,000 rows in, 6,000 scored, 0 quarantined"
+    assert lines[2].endswith(" price alerts") and lines[3].startswith("  #1 INV")
+    import pandas as pd
+    alerts = pd.read_parquet(out / "alerts.parquet")
+    assert alerts["rank"].tolist() == list(range(1, len(alerts) + 1))
+    assert alerts["fence_distance"].abs().is_monotonic_decreasing
+    assert (alerts["fence_distance"].abs() > 1.5).all() and alerts["reason"].str.len().gt(40).all()
+    assert alerts.head(30)["is_laundering"].mean() > 0.3  # base rate is about 5%
+    pd.testing.assert_frame_equal(pd.read_csv(out / "alerts.csv").head(0).astype(object),
+                                  alerts.head(0).astype(object), check_dtype=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    invoices = manifest["inputs"][0]
+    assert invoices["rows_in"] == invoices["rows_accepted"] + invoices["rows_quarantined"] == 6000
+    assert manifest["rows_scored"] == 6000 and manifest["alerts"] == len(alerts)
+
+
+def test_score_quarantines_bad_rows_and_scores_the_rest(runner, tmp_path):
+    result = runner.invoke(cli, ["score", str(DATA / "customs_declarations.csv"), "--mapping",
+                                 str(MAPPINGS / "customs_import_declarations.yaml"), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].endswith("7 rows in, 4 scored, 3 quarantined")
+    import pandas as pd
+    assert len(pd.read_parquet(tmp_path / "scores.parquet")) == 4
+    assert len(pd.read_csv(tmp_path / "quarantine_invoices.csv")) == 3

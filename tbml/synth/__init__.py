@@ -118,6 +118,7 @@ def generate(
         "seed": seed,
         "n_invoices": len(invoices),
         "n_transfers": len(transfers),
+        "export_declarations": int((invoices["declaration_side"] == "export").sum()),
         "laundering_rate": laundering_rate,
         "period": [str(invoices["date"].min()), str(invoices["date"].max())],
         "cases": cases,
