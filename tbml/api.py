@@ -14,6 +14,7 @@ import pandas as pd
 import tbml
 from tbml.config import Config, load_config
 from tbml.detectors import PriceDeviationDetector
+from tbml.features.mirror import has_both_sides, mirror_gaps
 from tbml.fx import FxTable
 from tbml.ingest import LoadResult, load_table
 from tbml.io import write_json, write_table
@@ -139,7 +140,10 @@ def score_files(
     explained = detector.fit(accepted).explain(accepted) if len(accepted) else pd.DataFrame()
     timings["price_detector"] = time.perf_counter() - started
     context = accepted[[c for c in ALERT_CONTEXT if c in accepted.columns]]
-    scores = pd.concat([context, explained], axis=1)
+    parts = [context, explained]
+    if has_both_sides(accepted):  # both declarations of a shipment: show every gap, not only the scored one
+        parts.append(mirror_gaps(accepted, config.pricing.cif_fob_margin))
+    scores = pd.concat(parts, axis=1)
     if len(scores):
         scores["date"] = scores["date"].dt.strftime("%Y-%m-%d")
     flagged = scores[scores.get("direction", pd.Series(dtype=str)).fillna("") != ""] if len(scores) else scores

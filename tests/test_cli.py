@@ -128,3 +128,18 @@ def test_score_quarantines_bad_rows_and_scores_the_rest(runner, tmp_path):
     import pandas as pd
     assert len(pd.read_parquet(tmp_path / "scores.parquet")) == 4
     assert len(pd.read_csv(tmp_path / "quarantine_invoices.csv")) == 3
+
+
+def test_score_shows_mirror_gaps_when_both_sides_are_present(runner, tmp_path):
+    data = tmp_path / "data"
+    assert runner.invoke(cli, ["generate", "--invoices", "4000", "--seed", "5", "--mirror-share", "0.5",
+                               "-o", str(data)]).exit_code == 0
+    assert runner.invoke(cli, ["score", str(data / "invoices.csv"), "-o", str(tmp_path / "s")]).exit_code == 0
+    import pandas as pd
+    scores = pd.read_parquet(tmp_path / "s" / "scores.parquet")
+    matched = scores[scores["mirror_match"] == "shipment"]
+    assert len(matched) > 1000 and matched["mirror_quantity_gap"].notna().any()
+    assert matched.loc[~matched["is_laundering"], "mirror_value_gap"].abs().median() < 0.05
+    judged = scores["mirror_gap_fence"].notna()
+    assert not judged[scores["mirror_match"] == ""].any()  # no counterpart, no mirror judgement
+    assert judged[scores["mirror_match"] == "shipment"].mean() > 0.9  # the rest: too few matched peers

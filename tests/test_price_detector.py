@@ -72,6 +72,8 @@ def test_too_few_peers_anywhere_is_not_judged():
     det = PriceDeviationDetector(min_group_size=5).fit(data)
     ex = det.explain(data)
     assert (ex["driver"] == "").all() and (ex["reason"] == "not enough peers to judge the price").all()
+    judged = PriceDeviationDetector(min_group_size=2).fit(data).explain(data)
+    assert (judged["reason"] == "price within the fences of its peers").all()
     assert (det.score_samples(data) == 0).all() and (det.predict(data) == 1).all()
 
 

@@ -15,6 +15,7 @@ fences with ``skew_adjusted=True``. A line's score is the larger distance of its
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -215,7 +216,9 @@ class PriceDeviationDetector(BaseDetector):
         rows = np.arange(n)
 
         def chosen(key):
-            return np.array([compared[names[p]][key][i] for i, p in enumerate(pick)], dtype=object) if n else []
+            """Each line's ``key`` from the measure that drove its score."""
+            stacked = np.stack([np.asarray(compared[m][key], dtype=object) for m in names])
+            return stacked[pick, rows] if n else np.empty(0, dtype=object)
 
         out = pd.DataFrame(index=X.index if isinstance(X, pd.DataFrame) else None)
         fence = fences[pick, rows].astype(float)
@@ -246,7 +249,16 @@ class PriceDeviationDetector(BaseDetector):
                              np.where(under, (np.exp(lower) - out["price"]) * amount, 0.0))
         out["direction"] = np.where(over, "over", np.where(under, "under", ""))
         out["value_moved"] = np.where(np.isfinite(moved), moved, np.nan)
-        out["reason"] = [self._sentence(r) for r in out.itertuples(index=False)]
+        # a sentence with the figures for every line beyond the fences; the rest need no more than this
+        reason = np.where(scored, "price within the fences of its peers", "not enough peers to judge the price")
+        reason = reason.astype(object)
+        alerted = np.flatnonzero(over | under)
+        if len(alerted):
+            columns = ["driver", "price", "unit", "ratio_to_median", "reference_median", "peers", "level", "source",
+                       "fence_distance", "direction", "value_moved"]
+            arrays = [out[c].to_numpy(dtype=object)[alerted] for c in columns]
+            reason[alerted] = [self._sentence(*values) for values in zip(*arrays)]
+        out["reason"] = reason
         return out
 
     def _fence_bounds(self, q1, q3, medcouple):
@@ -258,9 +270,11 @@ class PriceDeviationDetector(BaseDetector):
             low = high = np.ones_like(q1)
         return q1 - self.threshold * iqr * low, q3 + self.threshold * iqr * high
 
-    def _sentence(self, r) -> str:
-        if not r.driver:
-            return "not enough peers to judge the price"
+    def _sentence(self, driver, price, unit, ratio_to_median, reference_median, peers, level, source,
+                  fence_distance, direction, value_moved) -> str:
+        """The reason for one alerted line, with every figure an investigator needs to redo it."""
+        r = _Line(driver, price, unit, ratio_to_median, reference_median, peers, level, source, fence_distance,
+                  direction, value_moved)
         if r.driver == "mirror_gap":
             where = "above" if r.fence_distance > 0 else "below"
             return (f"declared value is {r.price:.2f}x the other side's declaration of the shipment (CIF-adjusted), "
@@ -278,6 +292,20 @@ class PriceDeviationDetector(BaseDetector):
             cause = "mispriced, or the weight misdeclared" if r.driver == "value_per_kg" else "mispriced on one side"
             text += f"; about {r.value_moved:,.0f} {self.reporting_currency} beyond the fence ({cause})"
         return text
+
+
+class _Line(NamedTuple):
+    driver: str
+    price: float
+    unit: str
+    ratio_to_median: float
+    reference_median: float
+    peers: int
+    level: str
+    source: str
+    fence_distance: float
+    direction: str
+    value_moved: float
 
 
 def _group_codes(keys: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
