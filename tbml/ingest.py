@@ -67,7 +67,7 @@ def load_table(
     fx = fx or FxTable.load(config.ingest.fx_rates)
 
     raw = read_raw(path, delimiter=mapping.read.delimiter, encoding=mapping.read.encoding)
-    mapped = mapping.apply(raw, path)
+    mapped, matched = mapping.apply(raw, path)
     checked = validate(mapped, mapping, config.ingest, path)
     rejected = checked.problems.rejected()
     normalised, no_rate = normalise(checked.clean[~rejected], kind, fx, config.ingest)
@@ -82,6 +82,7 @@ def load_table(
     if "unit_status" in accepted:
         repairs["unit_status"] = {k: int(v) for k, v in accepted["unit_status"].value_counts().sort_index().items()}
     stats = _stats(path, kind, mapping, mapped, accepted, quarantined, repairs, config)
+    stats["columns_matched"] = {k: v for k, v in matched.items() if k != v}
     stats["seconds"] = round(time.perf_counter() - started, 3)
     if stats["rows_in"] != stats["rows_accepted"] + stats["rows_quarantined"]:
         raise AssertionError(f"row accounting broke for {path}: {stats}")  # a bug in tbml, never in the input

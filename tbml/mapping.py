@@ -6,7 +6,9 @@ column the file lacks (the importing country of a national import file). Its ``r
 to read the file: delimiter, encoding, decimal mark, date format.
 
 Without a mapping, source headers are matched to canonical names case-insensitively, with spaces and
-hyphens read as underscores ("Invoice ID" -> invoice_id).
+hyphens read as underscores ("Invoice ID" -> invoice_id); a canonical column still missing is looked for
+under the common names in ``SYNONYMS`` ("Commodity Code" -> hs_code). ``Mapping.apply`` also says which
+source column fed each canonical column, and the run manifest records it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,37 @@ import pandas as pd
 from tbml.errors import InputFileError, MappingError
 from tbml.io import MALFORMED_TEXT, SOURCE_ROW, read_yaml
 from tbml.schema import LABEL_COLUMNS, columns, required_columns
+
+
+# Names trade, customs and payment files commonly use, tried only when the canonical name is absent.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "invoice_id": ("invoice_no", "invoice_number", "invoice", "declaration_id", "declaration_number", "line_id"),
+    "date": ("invoice_date", "declaration_date", "transaction_date", "value_date", "shipment_date"),
+    "importer_id": ("importer", "importer_name", "buyer", "buyer_id", "consignee", "consignee_id"),
+    "exporter_id": ("exporter", "exporter_name", "seller", "seller_id", "shipper", "consignor", "supplier"),
+    "exporter_country": ("export_country", "country_of_export", "dispatch_country", "seller_country",
+                         "partner_country"),
+    "importer_country": ("import_country", "country_of_import", "destination_country", "buyer_country",
+                         "reporter_country"),
+    "origin_country": ("country_of_origin", "origin"),
+    "hs_code": ("hs", "hscode", "hs_6", "commodity_code", "tariff_code", "cn_code", "taric_code", "product_code"),
+    "goods_description": ("description", "goods", "product_description", "commodity"),
+    "quantity": ("qty", "supplementary_quantity", "quantity_value"),
+    "quantity_unit": ("unit", "uom", "qty_unit", "unit_of_measure", "supplementary_unit"),
+    "gross_weight_kg": ("gross_weight", "weight_kg", "weight", "gross_mass", "net_weight", "net_weight_kg"),
+    "value": ("invoice_value", "total_value", "declared_value", "customs_value", "trade_value", "amount_value"),
+    "currency": ("currency_code", "invoice_currency", "ccy"),
+    "shipment_ref": ("bill_of_lading", "bl_number", "awb", "shipment_id", "transport_document"),
+    "declaration_side": ("flow", "trade_flow", "direction"),
+    "transfer_id": ("payment_id", "transaction_id", "txn_id", "reference", "wire_id"),
+    "payer_id": ("payer", "ordering_customer", "originator", "sender", "debtor"),
+    "payer_country": ("ordering_country", "originator_country", "sender_country", "debtor_country"),
+    "payee_id": ("payee", "beneficiary", "beneficiary_id", "receiver", "creditor"),
+    "payee_country": ("beneficiary_country", "receiver_country", "creditor_country"),
+    "amount": ("payment_amount", "transfer_amount", "settled_amount"),
+    "invoice_ref": ("invoice_reference", "remittance_info", "payment_reference"),
+    "channel": ("payment_channel", "payment_type", "instrument"),
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +72,9 @@ class Mapping:
     constants: dict[str, object] = field(default_factory=dict)
     read: ReadOptions = field(default_factory=ReadOptions)
     name: str = "identity"
+
+    def columns_used(self) -> list[str]:
+        return [source for sources in self.columns.values() for source in sources]
 
     @classmethod
     def identity(cls, kind: str) -> Mapping:
@@ -80,11 +116,14 @@ class Mapping:
             raise MappingError(f"{path}: read: unknown key {sorted(set(read) - read_keys)[0]!r}")
         return cls(file_kind, mapped, constants, ReadOptions(**read), data.get("name", path.stem))
 
-    def apply(self, raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-        """Canonical columns (those the file or the constants provide) plus ``source_row``."""
+    def apply(self, raw: pd.DataFrame, path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
+        """Canonical columns (those the file or the constants provide) plus ``source_row``, and for each
+        canonical column the source column(s) it came from."""
         header = [c for c in raw.columns if c not in (SOURCE_ROW, MALFORMED_TEXT)]
         by_normal = {_normal(c): c for c in header}
+        taken = set(self.columns_used())
         out = pd.DataFrame({SOURCE_ROW: raw[SOURCE_ROW]})
+        matched: dict[str, str] = {}
         for col in (*columns(self.kind), *LABEL_COLUMNS):
             name = col.name
             if name in self.constants:
@@ -93,8 +132,13 @@ class Mapping:
             sources = self.columns.get(name)
             if sources is None:
                 found = name if name in raw.columns else by_normal.get(_normal(name))
+                if found is None and self.name == "identity":
+                    found = next((by_normal[s] for s in SYNONYMS.get(name, ()) if s in by_normal
+                                  and by_normal[s] not in taken and _normal(by_normal[s]) not in _CANONICAL), None)
                 if found is not None:
                     out[name] = raw[found]
+                    taken.add(found)
+                    matched[name] = found
                 continue
             resolved = []
             for source in sources:
@@ -105,6 +149,7 @@ class Mapping:
                         f"which the file does not have (it has: {', '.join(header)})"
                     )
                 resolved.append(found)
+            matched[name] = "+".join(resolved)
             if len(resolved) == 1:
                 out[name] = raw[resolved[0]]
             else:
@@ -121,7 +166,10 @@ class Mapping:
             )
         if MALFORMED_TEXT in raw.columns:
             out[MALFORMED_TEXT] = raw[MALFORMED_TEXT]
-        return out
+        return out, matched
+
+
+_CANONICAL = {c.name for kind in ("invoices", "transfers") for c in columns(kind)} | {c.name for c in LABEL_COLUMNS}
 
 
 def _normal(name: str) -> str:

@@ -221,3 +221,18 @@ def test_parquet_non_finite_and_dates(tmp_path):
     r = load_invoices(tmp_path / "x.parquet")
     assert r.accepted["invoice_id"].tolist() == ["a"]
     assert r.quarantined["reason"].tolist() == ["non_finite"]
+
+
+def test_common_column_names_are_recognised_without_a_mapping(tmp_path):
+    path = tmp_path / "broker_export.csv"
+    path.write_text(
+        "Invoice No,Invoice Date,Buyer,Seller,Seller Country,Buyer Country,Commodity Code,Qty,UOM,"
+        "Gross Weight,Invoice Value,Currency Code,Amount\n"
+        "A-1,2023-05-02,Acme Ltd,Shenzhen Co,CN,GB,851713,10,PCS,12.5,5000,USD,999\n"
+    )
+    r = load_invoices(path)
+    row = r.accepted.iloc[0]
+    assert (row["invoice_id"], row["importer_id"], row["hs_code"], row["quantity"], row["value"]) == (
+        "A-1", "Acme Ltd", "851713", 10.0, 5000.0)
+    assert r.stats["columns_matched"]["hs_code"] == "Commodity Code"
+    assert r.stats["columns_matched"]["value"] == "Invoice Value"  # not "Amount": synonyms are specific
