@@ -56,10 +56,57 @@ class PricingConfig:
         return dataclasses.asdict(self)
 
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass(frozen=True)
+class ReconciliationConfig:
+    amount_tolerance: float = 0.05  # an unreferenced payment within 5% of an invoice's value links on amount
+    window_before_days: int = 60  # payments up to this long before the invoice (advances) may settle it
+    window_after_days: int = 180
+    reporting_threshold: float = 10_000.0  # in the reporting currency
+    structuring_band: float = 0.15  # "just under" = from threshold x (1 - band) up to the threshold
+    structuring_window_days: int = 10
+    round_amount_unit: float = 1_000.0
+    repeat_window_days: int = 60  # same parties, goods and quantity invoiced again within this window
+    cycle_max_length: int = 5
+    cycle_window_days: int = 180
+    high_risk_jurisdictions: str = str(CONFIGS / "high_risk_jurisdictions.yaml")
+    rules: str = str(CONFIGS / "rules.yaml")
+
+
+@dataclass(frozen=True)
+class ForestConfig:
+    n_estimators: int = 200
+    max_samples: int = 256
+    random_state: int = 0
+    features: tuple[str, ...] = (
+        "unit_price_fence", "value_per_kg_fence", "kg_per_unit_fence", "log_value", "log_paid_ratio",
+        "n_payments", "n_full_payments", "first_payment_lag_days", "third_party_payer", "payer_outside_corridor",
+        "cash_like", "high_risk_country", "structuring_count", "repeat_same_goods", "shipment_invoice_count",
+        "chapter_prior_share", "new_relationship", "cycle_length", "round_trip", "importer_volume_change",
+        "importer_deviation_share",
+    )
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    price_weight: float = 0.85
+    price_full_at: float = 6.0
+    forest_weight: float = 0.4
+    forest_from_percentile: float = 0.95
+    high: float = 0.6
+    medium: float = 0.35
+    low: float = 0.1
+
+
 @dataclass(frozen=True)
 class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
+    reconciliation: ReconciliationConfig = field(default_factory=ReconciliationConfig)
+    forest: ForestConfig = field(default_factory=ForestConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -9,7 +9,11 @@ is used before falling back to HS4 and HS2, and the explanation says which sourc
 
 The score is the signed fence distance on the log scale: how many IQRs a price lies above Q3 (positive)
 or below Q1 (negative), with Tukey's fences at ``threshold`` = 1.5, or the adjusted boxplot's skew-aware
-fences with ``skew_adjusted=True``. A line's score is the larger distance of its two measures.
+fences with ``skew_adjusted=True``. A line is scored on its unit price where that can be formed and on
+its value per kg otherwise, and on its mirror gap when the file has both declaration sides: the larger
+distance counts. (Value per kg is always reported; scoring on it alongside the unit price measured worse
+for mispricing, since weights vary honestly within an HS6; weight that does not fit the quantity is
+``tbml.features.pricing.kg_per_unit_deviation``'s job.)
 """
 
 from __future__ import annotations
@@ -147,9 +151,10 @@ class PriceDeviationDetector(BaseDetector):
     # ---- scoring -------------------------------------------------------------------------------------
 
     def _score_samples(self, X) -> np.ndarray:
-        fences = [np.abs(detail["fence"]) for detail in self._compare(X).values()]
-        # the larger of the measures' distances; a measure that could not judge the line (NaN) is ignored
-        worst = np.fmax.reduce(fences) if fences else np.zeros(len(X))
+        compared = self._compare(X)
+        fences = np.vstack([compared[m]["fence"] for m in compared]) if compared else np.zeros((1, len(X)))
+        scoring = _scoring_mask(list(compared), fences)
+        worst = np.fmax.reduce(np.where(scoring, np.abs(fences), np.nan), axis=0)
         return -np.nan_to_num(worst, nan=0.0)
 
     def _compare(self, X) -> dict[str, dict[str, np.ndarray]]:
@@ -210,7 +215,7 @@ class PriceDeviationDetector(BaseDetector):
         compared = self._compare(X)
         names = list(compared)
         fences = np.vstack([compared[m]["fence"] for m in names])
-        magnitude = np.nan_to_num(np.abs(fences), nan=-1.0)
+        magnitude = np.where(_scoring_mask(names, fences), np.nan_to_num(np.abs(fences), nan=-1.0), -1.0)
         pick = magnitude.argmax(axis=0)
         n = len(X)
         rows = np.arange(n)
@@ -221,7 +226,7 @@ class PriceDeviationDetector(BaseDetector):
             return stacked[pick, rows] if n else np.empty(0, dtype=object)
 
         out = pd.DataFrame(index=X.index if isinstance(X, pd.DataFrame) else None)
-        fence = fences[pick, rows].astype(float)
+        fence = np.where(magnitude[pick, rows] >= 0, fences[pick, rows], np.nan).astype(float)
         scored = np.isfinite(fence)
         out["driver"] = np.where(scored, np.array(names, dtype=object)[pick], "")
         out["fence_distance"] = fence
@@ -292,6 +297,14 @@ class PriceDeviationDetector(BaseDetector):
             cause = "mispriced, or the weight misdeclared" if r.driver == "value_per_kg" else "mispriced on one side"
             text += f"; about {r.value_moved:,.0f} {self.reporting_currency} beyond the fence ({cause})"
         return text
+
+
+def _scoring_mask(names: list[str], fences: np.ndarray) -> np.ndarray:
+    """Which measure distances count toward a line's score: value per kg only where there is no unit price."""
+    mask = np.ones_like(fences, dtype=bool)
+    if "value_per_kg" in names and "unit_price" in names:
+        mask[names.index("value_per_kg")] = ~np.isfinite(fences[names.index("unit_price")])
+    return mask
 
 
 class _Line(NamedTuple):

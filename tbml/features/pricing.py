@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tbml.features.mirror import has_both_sides, mirror_gaps
+from tbml.peer_stats import group_statistics
 
 MEASURES = ("unit_price", "value_per_kg", "mirror_gap")
 # Peer keys a level may name. "origin" is the exporting country, "destination" the importing one.
@@ -100,3 +101,41 @@ def _column(frame: pd.DataFrame, name: str, n: int) -> np.ndarray:
     if name in frame:
         return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
     return np.full(n, np.nan)
+
+
+def kg_per_unit_table(invoices: pd.DataFrame, min_lines: int = 10) -> pd.DataFrame:
+    """Median, Q1 and Q3 of log kg per declared unit for each HS6 and unit with ``min_lines`` lines."""
+    log_kpu = _log_kg_per_unit(invoices)
+    ok = np.isfinite(log_kpu)
+    keys = pd.DataFrame({"hs6": invoices["hs6"].astype(str).to_numpy()[ok],
+                         "unit": invoices["quantity_unit"].astype(str).to_numpy()[ok]})
+    codes = keys.groupby(["hs6", "unit"], sort=False).ngroup().to_numpy()
+    n_groups = int(codes.max()) + 1 if len(codes) else 0
+    stats = group_statistics(log_kpu[ok], codes, n_groups)
+    first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy() if len(codes) else np.empty(0, int)
+    table = keys.iloc[first].reset_index(drop=True)
+    table["count"], table["median"], table["q1"], table["q3"] = stats.count, stats.median, stats.q1, stats.q3
+    return table[table["count"] >= min_lines].reset_index(drop=True)
+
+
+def kg_per_unit_deviation(invoices: pd.DataFrame, table: pd.DataFrame, min_spread: float = 0.05) -> pd.DataFrame:
+    """Per line: kg per unit, its peers' median, and the signed fence distance (over- or under-shipment:
+    a quantity that does not fit the weight)."""
+    log_kpu = _log_kg_per_unit(invoices)
+    keys = pd.DataFrame({"hs6": invoices["hs6"].astype(str).to_numpy(),
+                         "unit": invoices["quantity_unit"].astype(str).to_numpy()})
+    ref = keys.merge(table, on=["hs6", "unit"], how="left")
+    iqr = np.maximum((ref["q3"] - ref["q1"]).to_numpy(), min_spread)
+    q1, q3 = ref["q1"].to_numpy(), ref["q3"].to_numpy()
+    fence = np.where(log_kpu > q3, (log_kpu - q3) / iqr, np.where(log_kpu < q1, -(q1 - log_kpu) / iqr, 0.0))
+    fence = np.where(np.isfinite(log_kpu) & np.isfinite(q1), fence, np.nan)
+    return pd.DataFrame({"kg_per_unit": np.exp(log_kpu), "kg_per_unit_median": np.exp(ref["median"].to_numpy()),
+                         "kg_per_unit_fence": fence}, index=invoices.index)
+
+
+def _log_kg_per_unit(invoices: pd.DataFrame) -> np.ndarray:
+    quantity = _column(invoices, "quantity", len(invoices))
+    weight = _column(invoices, "gross_weight_kg", len(invoices))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(weight / quantity)
+    return np.where((quantity > 0) & (weight > 0), out, np.nan)

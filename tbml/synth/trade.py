@@ -74,7 +74,7 @@ def legit_invoices(world: World, rng: np.random.Generator, n: int, n_days: int) 
         "origin_country": world.country[exp_c],
         "product": product,
         "quantity": quantity,
-        "gross_weight_kg": _gross_weight(world, rng, product, quantity),
+        "gross_weight_kg": _gross_weight(world, rng, product, quantity, world.rel_kg_factor[rel]),
         "value_usd": value_usd,
         "currency": world.rel_currency[rel],
         "spelling": world.rel_spelling[rel],
@@ -93,11 +93,13 @@ def _round_quantity(quantity: np.ndarray, unit: np.ndarray) -> np.ndarray:
     return np.where(counted, np.maximum(1.0, np.round(quantity)), np.maximum(0.1, np.round(quantity, 1)))
 
 
-def _gross_weight(world: World, rng: np.random.Generator, product: np.ndarray, quantity: np.ndarray) -> np.ndarray:
+def _gross_weight(world: World, rng: np.random.Generator, product: np.ndarray, quantity: np.ndarray,
+                  model_factor: np.ndarray) -> np.ndarray:
     n = len(product)
     packaging = rng.uniform(1.01, 1.12, n)
     spread = np.exp(rng.normal(0, 0.08, n))
-    weight = np.round(quantity * world.kg_per_unit[product] * packaging * spread, 1)
+    per_unit = world.kg_per_unit[product] * np.where(world.unit_of_product[product] == "KGM", 1.0, model_factor)
+    weight = np.round(quantity * per_unit * packaging * spread, 1)
     weight = np.maximum(weight, 0.1)
     weight[rng.random(n) < 0.04] = np.nan  # declarations without a weight
     return weight

@@ -101,6 +101,7 @@ class World:
     rel_transport: np.ndarray
     rel_spelling: np.ndarray  # unit spelling index
     rel_hs_suffix: np.ndarray  # national digits the exporter's system appends ("" or 2 digits)
+    rel_kg_factor: np.ndarray  # models and grades within one HS6 weigh differently
     id_pool: np.ndarray  # unused entity ids, for third parties and logistics firms
 
 
@@ -224,6 +225,7 @@ def build_world(rng: np.random.Generator, n_invoices: int) -> World:
         rel_transport=rng.choice(np.array(["sea", "air", "road", "rail"]), size=n_rel, p=[0.65, 0.17, 0.13, 0.05]),
         rel_spelling=rel_spelling,
         rel_hs_suffix=rng.choice(np.array(["", "00", "10", "90"]), size=n_rel, p=[0.5, 0.3, 0.1, 0.1]),
+        rel_kg_factor=np.exp(rng.normal(0, 0.3, n_rel)),
         id_pool=np.array([f"T{i}" for i in ids[n_traders:]], dtype=object),
     )
 

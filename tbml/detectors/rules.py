@@ -1,0 +1,111 @@
+"""Red-flag rules: each FATF / Egmont indicator the data can show, as a named rule with a severity, its
+thresholds in ``configs/rules.yaml`` and a reason filled with the line's own figures.
+
+Rules read the item frame built by ``tbml.model`` (one row per invoice line or unlinked transfer, with
+every feature). A rule whose columns are absent from the data is skipped and listed in ``skipped``, never a
+crash: a customs file without exporter ids simply cannot show circular trade.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tbml.errors import ConfigError
+from tbml.io import read_yaml
+
+RULES_FILE = Path(__file__).resolve().parents[2] / "configs" / "rules.yaml"
+SEVERITIES = ("high", "medium", "low")
+
+
+def _col(f: pd.DataFrame, name: str, default=0):
+    return f[name] if name in f else pd.Series(default, index=f.index)
+
+
+# rule -> (columns it needs, condition over the item frame and its parameters)
+CONDITIONS = {
+    "paid_more_than_once": (("n_full_payments",), lambda f, p: f["n_full_payments"] >= p["min_full_payments"]),
+    "same_goods_invoiced_again": (("repeat_same_goods",), lambda f, p: f["repeat_same_goods"] >= 1),
+    "shipment_invoiced_twice": (("shipment_invoice_count",), lambda f, p: f["shipment_invoice_count"] >= 1),
+    "third_party_payment": (("third_party_payer",), lambda f, p: f["third_party_payer"] | _col(f, "third_party_payee", False)),
+    "payment_outside_corridor": (("payer_outside_corridor",),
+                                 lambda f, p: f["payer_outside_corridor"] | _col(f, "payee_outside_corridor", False)),
+    "structuring": (("structuring_count",), lambda f, p: f["structuring_count"] >= p["min_payments"]),
+    "cash_or_exchange_house": (("cash_like",), lambda f, p: f["cash_like"]),
+    "high_risk_jurisdiction": (("high_risk_country",), lambda f, p: f["high_risk_country"]),
+    "unrelated_goods": (("chapter_prior_share", "prior_lines"),
+                        lambda f, p: (f["chapter_prior_share"] == 0) & (f["prior_lines"] >= p["min_history"])),
+    "circular_trade": (("cycle_length",), lambda f, p: f["cycle_length"] >= 2),
+    "round_trip": (("round_trip",), lambda f, p: f["round_trip"]),
+    "weight_quantity_mismatch": (("kg_per_unit_fence",), lambda f, p: f["kg_per_unit_fence"].abs() >= p["fence"]),
+    "phantom_payment": (("ref_unknown",), lambda f, p: f["ref_unknown"]),
+    "unmatched_payment": (("linked", "ref_unknown"),
+                          lambda f, p: (f["item"] == "transfer") & ~f["linked"] & ~f["ref_unknown"]),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    typology: str
+    severity: str
+    reason: str
+    params: dict = field(default_factory=dict)
+
+
+def load_rules(path: str | Path | None = None) -> list[Rule]:
+    """The rules of ``path`` (default ``configs/rules.yaml``) that are enabled, checked."""
+    path = Path(path) if path else RULES_FILE
+    data = read_yaml(path, ConfigError, "rules")
+    rules = []
+    for name, spec in data.items():
+        if name not in CONDITIONS:
+            raise ConfigError(f"{path}: unknown rule {name!r}; known rules: {', '.join(CONDITIONS)}")
+        spec = dict(spec or {})
+        if not spec.pop("enabled", True):
+            continue
+        try:
+            typology, severity, reason = spec.pop("typology"), spec.pop("severity"), spec.pop("reason")
+        except KeyError as missing:
+            raise ConfigError(f"{path}: rule {name}: needs {missing.args[0]}") from None
+        if severity not in SEVERITIES:
+            raise ConfigError(f"{path}: rule {name}: severity must be one of {SEVERITIES}, got {severity!r}")
+        rules.append(Rule(name, typology, severity, reason, spec))
+    return rules
+
+
+def evaluate_rules(items: pd.DataFrame, rules: list[Rule], context: dict) -> tuple[pd.DataFrame, list[str]]:
+    """Which rules each item hits (a boolean frame, one column per rule that could run) and the rules
+    skipped for want of columns. ``context`` supplies template values that are not columns (thresholds)."""
+    hits = {}
+    skipped = []
+    for rule in rules:
+        needed, condition = CONDITIONS[rule.name]
+        if not set(needed) <= set(items.columns):
+            skipped.append(rule.name)
+            continue
+        hits[rule.name] = condition(items, rule.params).fillna(False).to_numpy(dtype=bool)
+    return pd.DataFrame(hits, index=items.index), skipped
+
+
+def render(rule: Rule, row: dict, context: dict) -> str:
+    """The rule's reason with the item's figures; a missing figure shows as '?' rather than failing."""
+    values = _Values({**context, **rule.params, **row})
+    try:
+        return rule.reason.format_map(values)
+    except (ValueError, TypeError):  # a number format met a missing value: show the template unformatted
+        plain = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", rule.reason)
+        return plain.format_map(_Values({k: "?" if _missing(v) else v for k, v in values.items()}))
+
+
+class _Values(dict):
+    def __missing__(self, key):
+        return "?"
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))

@@ -1,0 +1,201 @@
+"""Invoices against the transfers that pay them.
+
+Linking rule (configurable in ``configs/default.yaml``, section ``reconciliation``):
+
+1. A transfer whose ``invoice_ref`` names an invoice in the file is linked to it (``link = "reference"``).
+   A reference to an invoice that is not in the file is kept unlinked and flagged (``ref_unknown``).
+2. A transfer with no reference is linked by parties: payer = importer and payee = exporter, dated from
+   ``window_before_days`` before the invoice (advance payments) to ``window_after_days`` after it. Of the
+   candidates (the nearest invoice before and after the payment), the one whose value is closest to the
+   amount wins; within ``amount_tolerance`` it is an ``amount`` link, otherwise a ``parties`` link.
+3. Anything else stays unlinked: a payment with no invoice or shipment behind it in the file.
+
+Export declarations (``declaration_side = export``) are never linked: payments settle the import side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tbml.features.windows import count_within, day_number
+
+CASH_LIKE = ("cash", "exchange_house", "money_transfer", "hawala")
+
+
+@dataclass(frozen=True)
+class LinkRule:
+    amount_tolerance: float = 0.05
+    window_before_days: int = 60
+    window_after_days: int = 180
+
+
+@dataclass(frozen=True)
+class PaymentRule:
+    reporting_threshold: float = 10_000.0  # in the reporting currency
+    structuring_band: float = 0.15  # "just under": from threshold x (1 - band) up to the threshold
+    structuring_window_days: int = 10
+    round_amount_unit: float = 1_000.0
+
+
+def link_transfers(invoices: pd.DataFrame, transfers: pd.DataFrame, rule: LinkRule = LinkRule()) -> pd.DataFrame:
+    """Per transfer: ``invoice_pos`` (row position in ``invoices`` or -1), ``link`` and ``ref_unknown``."""
+    n = len(transfers)
+    payable = _payable(invoices)
+    position = np.full(n, -1, np.int64)
+    link = np.full(n, "", dtype=object)
+    ref = transfers["invoice_ref"].astype("string") if "invoice_ref" in transfers else pd.Series(pd.NA, index=transfers.index, dtype="string")
+    has_ref = ref.notna().to_numpy() & (ref.fillna("") != "").to_numpy()
+    ids = pd.Index(invoices["invoice_id"].astype(str).to_numpy())
+    found = ids.get_indexer(ref.fillna("").to_numpy())
+    found = np.where(found >= 0, np.where(payable[np.maximum(found, 0)], found, -1), -1)
+    by_ref = has_ref & (found >= 0)
+    position[by_ref] = found[by_ref]
+    link[by_ref] = "reference"
+    ref_unknown = has_ref & ~by_ref
+
+    open_rows = np.flatnonzero(~has_ref)
+    if len(open_rows) and payable.any():
+        pos, kind = _link_by_parties(invoices, transfers.iloc[open_rows], payable, rule)
+        position[open_rows] = pos
+        link[open_rows] = kind
+    return pd.DataFrame({"invoice_pos": position, "link": link, "ref_unknown": ref_unknown}, index=transfers.index)
+
+
+def _payable(invoices: pd.DataFrame) -> np.ndarray:
+    if "declaration_side" not in invoices:
+        return np.ones(len(invoices), dtype=bool)
+    return (invoices["declaration_side"].astype("string").fillna("") != "export").to_numpy()
+
+
+def _link_by_parties(invoices, transfers, payable, rule: LinkRule):
+    if "exporter_id" not in invoices:
+        return np.full(len(transfers), -1, np.int64), np.full(len(transfers), "", dtype=object)
+    inv = pd.DataFrame({
+        "pair": (invoices["importer_id"].astype(str) + "\x1f" + invoices["exporter_id"].astype(str)).to_numpy(),
+        "day": day_number(invoices["date"]),
+        "value": invoices["reporting_value"].to_numpy(dtype=float),
+        "pos": np.arange(len(invoices)),
+    })[payable].sort_values("day", kind="stable")
+    pay = pd.DataFrame({
+        "pair": (transfers["payer_id"].astype(str) + "\x1f" + transfers["payee_id"].astype(str)).to_numpy(),
+        "day": day_number(transfers["date"]),
+        "amount": transfers["reporting_amount"].to_numpy(dtype=float),
+        "row": np.arange(len(transfers)),
+    }).sort_values("day", kind="stable")
+    before = pd.merge_asof(pay, inv, on="day", by="pair", direction="backward",
+                           tolerance=rule.window_after_days, suffixes=("", "_inv"))
+    after = pd.merge_asof(pay, inv.rename(columns={"day": "inv_day"}).assign(day=lambda f: f["inv_day"]),
+                          on="day", by="pair", direction="forward", tolerance=rule.window_before_days)
+    before = before.sort_values("row")
+    after = after.sort_values("row")
+    gap_before = np.abs(np.log(before["amount"].to_numpy() / before["value"].to_numpy()))
+    gap_after = np.abs(np.log(after["amount"].to_numpy() / after["value"].to_numpy()))
+    gap_before = np.where(before["pos"].notna(), gap_before, np.inf)
+    gap_after = np.where(after["pos"].notna(), gap_after, np.inf)
+    use_after = gap_after < gap_before
+    pos = np.where(use_after, after["pos"].to_numpy(dtype=float), before["pos"].to_numpy(dtype=float))
+    gap = np.where(use_after, gap_after, gap_before)
+    linked = np.isfinite(pos) & np.isfinite(np.where(np.isnan(gap), 0, gap)) & ~np.isnan(pos)
+    kind = np.where(linked, np.where(gap <= np.log1p(rule.amount_tolerance), "amount", "parties"), "")
+    return np.where(linked, pos, -1).astype(np.int64), kind.astype(object)
+
+
+def transfer_features(invoices: pd.DataFrame, transfers: pd.DataFrame, links: pd.DataFrame,
+                      high_risk: frozenset[str], rule: PaymentRule = PaymentRule()) -> pd.DataFrame:
+    """Per transfer: who paid whom against the trade it settles, where, how, and near which threshold."""
+    pos = links["invoice_pos"].to_numpy()
+    linked = pos >= 0
+    at = np.maximum(pos, 0)
+
+    def of_invoice(column):
+        values = invoices[column].astype(object).to_numpy() if column in invoices else np.full(len(invoices), None)
+        return np.where(linked, values[at] if len(values) else None, None)
+
+    importer, exporter = of_invoice("importer_id"), of_invoice("exporter_id")
+    imp_c, exp_c = of_invoice("importer_country"), of_invoice("exporter_country")
+    payer, payee = transfers["payer_id"].astype(object).to_numpy(), transfers["payee_id"].astype(object).to_numpy()
+    payer_c = transfers["payer_country"].astype(object).to_numpy()
+    payee_c = transfers["payee_country"].astype(object).to_numpy()
+    amount = transfers["reporting_amount"].to_numpy(dtype=float)
+    raw_amount = transfers["amount"].to_numpy(dtype=float)
+    channel = transfers["channel"].astype("string").fillna("").to_numpy() if "channel" in transfers else np.full(len(transfers), "")
+    day = day_number(transfers["date"])
+    lo = rule.reporting_threshold * (1 - rule.structuring_band)
+    near = (amount >= lo) & (amount < rule.reporting_threshold)
+    inv_day = np.where(linked, day_number(invoices["date"])[at] if len(invoices) else 0, 0)
+    return pd.DataFrame({
+        "linked": linked,
+        "link": links["link"].to_numpy(),
+        "ref_unknown": links["ref_unknown"].to_numpy(),
+        "third_party_payer": linked & (payer != importer),
+        "third_party_payee": linked & (payee != exporter),
+        "payer_outside_corridor": linked & (payer_c != imp_c) & (payer_c != exp_c),
+        "payee_outside_corridor": linked & (payee_c != imp_c) & (payee_c != exp_c),
+        "high_risk_country": np.isin(payer_c, list(high_risk)) | np.isin(payee_c, list(high_risk)),
+        "round_amount": (raw_amount >= rule.round_amount_unit) & (np.mod(raw_amount, rule.round_amount_unit) == 0),
+        "cash_like": np.isin(channel, CASH_LIKE),
+        "near_threshold": near,
+        # near-threshold payments by the same payer within the window, this one included
+        "structuring_count": count_within(payer, day, rule.structuring_window_days, near),
+        "payment_lag_days": np.where(linked, day - inv_day, np.nan),
+    }, index=transfers.index)
+
+
+def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf: pd.DataFrame,
+                             links: pd.DataFrame) -> pd.DataFrame:
+    """Per invoice: how it was paid (count, share of its value, timing) and the worst of its payments' flags."""
+    n = len(invoices)
+    pos = links["invoice_pos"].to_numpy()
+    linked = pos >= 0
+    value = invoices["reporting_value"].to_numpy(dtype=float)
+    amount = transfers["reporting_amount"].to_numpy(dtype=float)
+    frame = pd.DataFrame({"pos": pos[linked], "amount": amount[linked],
+                          "full": amount[linked] >= 0.9 * value[pos[linked]],
+                          "lag": tf["payment_lag_days"].to_numpy()[linked]})
+    for flag in ("third_party_payer", "third_party_payee", "payer_outside_corridor", "payee_outside_corridor",
+                 "high_risk_country", "cash_like", "near_threshold"):
+        frame[flag] = tf[flag].to_numpy()[linked]
+    frame["structuring_count"] = tf["structuring_count"].to_numpy()[linked]
+    grouped = frame.groupby("pos")
+    agg = grouped.agg(n_payments=("amount", "size"), paid=("amount", "sum"), n_full_payments=("full", "sum"),
+                      first_lag=("lag", "min"), last_lag=("lag", "max"),
+                      **{f: (f, "max") for f in ("third_party_payer", "third_party_payee", "payer_outside_corridor",
+                                                 "payee_outside_corridor", "high_risk_country", "cash_like",
+                                                 "structuring_count")},
+                      n_near_threshold=("near_threshold", "sum"))
+    out = agg.reindex(np.arange(n))
+    out.index = invoices.index
+    counts = ["n_payments", "n_full_payments", "n_near_threshold", "structuring_count"]
+    out[counts] = out[counts].fillna(0).astype(np.int64)
+    flags = ["third_party_payer", "third_party_payee", "payer_outside_corridor", "payee_outside_corridor",
+             "high_risk_country", "cash_like"]
+    out[flags] = out[flags].fillna(False).astype(bool)
+    out["paid"] = out["paid"].fillna(0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["paid_ratio"] = np.where(value > 0, out["paid"].to_numpy() / value, np.nan)
+    out["payable"] = _payable(invoices)
+    return out.rename(columns={"first_lag": "first_payment_lag_days", "last_lag": "last_payment_lag_days"})
+
+
+def shipment_features(invoices: pd.DataFrame, window_days: int = 60) -> pd.DataFrame:
+    """Multiple invoicing: other invoices for the same goods of the same shipment, or (with no shipment
+    reference) for the same goods and quantity between the same parties within ``window_days``."""
+    payable = _payable(invoices)
+    hs6 = invoices["hs6"].astype(str).to_numpy()
+    same_shipment = np.zeros(len(invoices), np.int64)
+    if "shipment_ref" in invoices:
+        ref = invoices["shipment_ref"].astype("string")
+        has = ref.notna().to_numpy() & payable
+        key = ref.fillna("").astype(str).to_numpy() + "|" + hs6
+        counts = pd.Series(key[has]).value_counts()
+        same_shipment[has] = pd.Series(key[has]).map(counts).to_numpy() - 1
+    parties = invoices["importer_id"].astype(str) + "|" + (
+        invoices["exporter_id"].astype(str) if "exporter_id" in invoices else "")
+    quantity = invoices["quantity"].round(3).astype(str) if "quantity" in invoices else ""
+    key = (parties + "|" + hs6 + "|" + quantity).to_numpy()
+    repeats = count_within(key, day_number(invoices["date"]), window_days, payable) - 1
+    return pd.DataFrame({"shipment_invoice_count": same_shipment,
+                         "repeat_same_goods": np.maximum(repeats, 0)}, index=invoices.index)
