@@ -3,18 +3,21 @@ outputs atomically, and returns what it did."""
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import tbml
 from tbml.config import Config, load_config
-from tbml.detectors import PriceDeviationDetector
-from tbml.features.mirror import has_both_sides, mirror_gaps
+from tbml.errors import TBMLError
+from tbml.evaluate import compare
+from tbml.model import TBMLModel
+from tbml.rollup import entity_rollup, network_rollup
 from tbml.fx import FxTable
 from tbml.ingest import LoadResult, load_table
 from tbml.io import write_json, write_table
@@ -90,18 +93,12 @@ def generate_files(
     return summary
 
 
-# Columns of the line itself that an alert carries, when the input has them.
-ALERT_CONTEXT = [
-    "invoice_id", "source_row", "date", "importer_id", "exporter_id", "exporter_country", "importer_country",
-    "hs_code", "goods_description", "quantity", "quantity_unit", "gross_weight_kg", "value", "currency",
-    "reporting_value", "shipment_ref", "declaration_side", "is_laundering", "typology",
-]
-
-
 @dataclass
 class Scoring:
-    alerts: pd.DataFrame  # alerted lines, ranked, with reasons
-    scores: pd.DataFrame  # every accepted line with its price comparison
+    alerts: pd.DataFrame  # items at or above the alert threshold, ranked, with reasons
+    items: pd.DataFrame  # every invoice line and unmatched transfer with its risk
+    entities: pd.DataFrame
+    networks: pd.DataFrame
     validation: Validation
     manifest: dict
     outputs: dict[str, Path]
@@ -117,55 +114,78 @@ def score_files(
     out_dir: str | Path | None = None,
     strict: bool = False,
     reference_prices: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
     **read_overrides,
 ) -> Scoring:
-    """Validate the files, fit the price detector on the invoices themselves (peer prices from the file),
-    and rank every line whose price lies beyond the fences, each with its reasons.
+    """Validate the files, fit the whole chain on them (peer prices and profiles from the file itself, so
+    no trained model is needed), score every invoice line and unmatched transfer, and roll the alerts up.
 
-    Writes to ``out_dir``: alerts.csv and alerts.parquet (ranked), scores.parquet (every accepted line),
-    quarantine_*.csv and manifest.json, each atomically.
+    Writes to ``out_dir``, each atomically: alerts.csv and alerts.parquet (ranked, with reasons),
+    items.parquet (everything scored), entities.csv, networks.csv, quarantine_*.csv, manifest.json.
+    ``progress`` is called with a line as each stage finishes.
     """
     config = config if isinstance(config, Config) else load_config(config)
+    if reference_prices:
+        config = dataclasses.replace(config, pricing=dataclasses.replace(config.pricing,
+                                                                         reference_prices=str(reference_prices)))
+    say = progress or (lambda line: None)
     timings: dict[str, float] = {}
+
+    def stage(name, started):
+        timings[name] = round(time.perf_counter() - started, 3)
+        say(f"{name}: {timings[name]:.1f} s")
+
     started = time.perf_counter()
     validation = validate_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                                 config=config, out_dir=None, strict=strict, **read_overrides)
-    timings["load_and_validate"] = time.perf_counter() - started
+    stage("load and validate", started)
     accepted = validation.results[0].accepted
-    params = config.pricing.detector_params()
-    params["reference_prices"] = reference_prices or params["reference_prices"]
-    detector = PriceDeviationDetector(reporting_currency=config.ingest.reporting_currency, **params)
-
+    accepted_transfers = validation.results[1].accepted if len(validation.results) > 1 else None
+    if accepted.empty:
+        raise TBMLError(f"{invoices}: no invoice line passed validation; see the quarantine file")
     started = time.perf_counter()
-    explained = detector.fit(accepted).explain(accepted) if len(accepted) else pd.DataFrame()
-    timings["price_detector"] = time.perf_counter() - started
-    context = accepted[[c for c in ALERT_CONTEXT if c in accepted.columns]]
-    parts = [context, explained]
-    if has_both_sides(accepted):  # both declarations of a shipment: show every gap, not only the scored one
-        parts.append(mirror_gaps(accepted, config.pricing.cif_fob_margin))
-    scores = pd.concat(parts, axis=1)
-    if len(scores):
-        scores["date"] = scores["date"].dt.strftime("%Y-%m-%d")
-    flagged = scores[scores.get("direction", pd.Series(dtype=str)).fillna("") != ""] if len(scores) else scores
-    alerts = flagged.reindex(flagged["fence_distance"].abs().sort_values(ascending=False, kind="stable").index) \
-        if len(flagged) else flagged
-    alerts.insert(0, "rank", np.arange(1, len(alerts) + 1))
+    model = TBMLModel(config).fit(accepted, accepted_transfers)
+    stage("fit", started)
+    started = time.perf_counter()
+    scored = model.score(accepted, accepted_transfers)
+    stage("score", started)
+    started = time.perf_counter()
+    items = scored.items
+    alerts = items[items["risk"] >= config.fusion.alert_threshold]
+    entities, networks = entity_rollup(alerts), network_rollup(alerts)
+    stage("roll up", started)
 
     manifest = run_manifest("score", config, FxTable.load(config.ingest.fx_rates), validation.results)
-    # every row is accounted for: invoice lines are scored, transfers accepted (payment features come later)
-    manifest["rows_scored"] = int(len(scores))
+    manifest["rows_scored"] = {"invoices": int((items["item"] == "invoice").sum()),
+                               "transfers_unmatched": int((items["item"] == "transfer").sum()),
+                               "transfers_settling_invoices": int(len(accepted_transfers) - (items["item"] == "transfer").sum())
+                               if accepted_transfers is not None else 0}
     manifest["alerts"] = int(len(alerts))
-    manifest["detector"] = {"name": "PriceDeviationDetector", "min_group_size": getattr(detector, "min_group_size_", None),
-                            "reference_prices": str(params["reference_prices"]) if params["reference_prices"] else None}
-    manifest["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    manifest["alert_threshold"] = config.fusion.alert_threshold
+    manifest["rules_skipped_for_missing_columns"] = scored.skipped_rules
+    manifest["seconds"] = timings
     outputs: dict[str, Path] = {}
     if out_dir is not None:
+        started = time.perf_counter()
         out_dir = Path(out_dir)
         outputs["alerts_csv"] = write_table(alerts, out_dir / "alerts.csv")
         outputs["alerts_parquet"] = write_table(alerts, out_dir / "alerts.parquet")
-        outputs["scores"] = write_table(scores, out_dir / "scores.parquet")
+        outputs["items"] = write_table(items, out_dir / "items.parquet")
+        outputs["entities"] = write_table(entities, out_dir / "entities.csv")
+        outputs["networks"] = write_table(networks, out_dir / "networks.csv")
         for result in validation.results:
-            outputs[f"quarantine_{result.kind}"] = write_table(result.quarantined, out_dir / f"quarantine_{result.kind}.csv")
+            outputs[f"quarantine_{result.kind}"] = write_table(result.quarantined,
+                                                               out_dir / f"quarantine_{result.kind}.csv")
         manifest["outputs"] = {k: str(v) for k, v in outputs.items()}
+        stage("write", started)
+        manifest["seconds"] = timings
         outputs["manifest"] = write_json(manifest, out_dir / "manifest.json")
-    return Scoring(alerts, scores, validation, manifest, outputs)
+    return Scoring(alerts, items, entities, networks, validation, manifest, outputs)
+
+
+def evaluate_files(invoices, transfers=None, *, config=None, **kwargs) -> dict:
+    """Score labelled files (fit on themselves) and measure tbml against both baselines on the same items."""
+    result = score_files(invoices, transfers, config=config, **kwargs)
+    if "is_laundering" not in result.items:
+        raise TBMLError(f"{invoices}: no is_laundering column: evaluation needs labelled data")
+    return compare(result.items, result.validation.results[0].accepted)

@@ -91,8 +91,12 @@ class ForestConfig:
 
 @dataclass(frozen=True)
 class FusionConfig:
+    # how much each kind of evidence adds to the 0-100 risk score: see tbml/detectors/fusion.py
+    alert_threshold: float = 30.0  # items at or above this risk are alerts
     price_weight: float = 0.85
-    price_full_at: float = 6.0
+    price_scale: float = 1.5  # IQRs beyond the fence for 63% of the price weight
+    money_weight: float = 0.5
+    money_scale: float = 5.0  # value moved, in median invoice values, for 63% of the money weight
     forest_weight: float = 0.4
     forest_from_percentile: float = 0.95
     high: float = 0.6

@@ -103,31 +103,39 @@ def test_score_ranks_alerts_with_reasons_and_accounts_for_every_row(runner, tmp_
     result = runner.invoke(cli, ["score", str(data / "invoices.csv"), "--transfers", str(data / "transfers.csv"),
                                  "-o", str(out), "--top", "3"])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert lines[0] == f"{data / 'invoices.csv'}: 6,000 rows in, 6,000 scored, 0 quarantined"
-    assert lines[2].endswith(" price alerts") and lines[3].startswith("  #1 INV")
+    assert " alerts at risk >= 30; " in lines[2] and lines[3].startswith("  #1 ")
+    assert "load and validate: " in result.stderr and "score: " in result.stderr  # progress, on stderr
     import pandas as pd
     alerts = pd.read_parquet(out / "alerts.parquet")
-    assert alerts["rank"].tolist() == list(range(1, len(alerts) + 1))
-    assert alerts["fence_distance"].abs().is_monotonic_decreasing
-    assert (alerts["fence_distance"].abs() > 1.5).all() and alerts["reason"].str.len().gt(40).all()
-    assert alerts.head(30)["is_laundering"].mean() > 0.3  # base rate is about 5%
-    pd.testing.assert_frame_equal(pd.read_csv(out / "alerts.csv").head(0).astype(object),
-                                  alerts.head(0).astype(object), check_dtype=False)
+    assert alerts["rank"].is_monotonic_increasing and alerts["risk"].is_monotonic_decreasing
+    assert (alerts["risk"] >= 30).all() and (alerts["risk"] <= 100).all()
+    assert alerts["reasons"].str.len().gt(20).all() and alerts["suspected_typology"].ne("").all()
+    assert alerts.head(50)["is_laundering"].mean() > 0.6  # the base rate is about 7%
+    items = pd.read_parquet(out / "items.parquet")
     manifest = json.loads((out / "manifest.json").read_text())
-    invoices = manifest["inputs"][0]
-    assert invoices["rows_in"] == invoices["rows_accepted"] + invoices["rows_quarantined"] == 6000
-    assert manifest["rows_scored"] == 6000 and manifest["alerts"] == len(alerts)
+    for entry in manifest["inputs"]:
+        assert entry["rows_in"] == entry["rows_accepted"] + entry["rows_quarantined"]
+    scored = manifest["rows_scored"]
+    assert scored["invoices"] == 6000 == (items["item"] == "invoice").sum()
+    assert scored["transfers_unmatched"] + scored["transfers_settling_invoices"] == manifest["inputs"][1]["rows_accepted"]
+    assert manifest["alerts"] == len(alerts)
+    entities = pd.read_csv(out / "entities.csv")
+    assert entities["risk_sum"].is_monotonic_decreasing and entities["alerts"].min() >= 1
 
 
 def test_score_quarantines_bad_rows_and_scores_the_rest(runner, tmp_path):
     result = runner.invoke(cli, ["score", str(DATA / "customs_declarations.csv"), "--mapping",
                                  str(MAPPINGS / "customs_import_declarations.yaml"), "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[0].endswith("7 rows in, 4 scored, 3 quarantined")
+    assert result.stdout.splitlines()[0].endswith("7 rows in, 4 scored, 3 quarantined")
     import pandas as pd
-    assert len(pd.read_parquet(tmp_path / "scores.parquet")) == 4
+    assert len(pd.read_parquet(tmp_path / "items.parquet")) == 4
     assert len(pd.read_csv(tmp_path / "quarantine_invoices.csv")) == 3
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert "circular_trade" in manifest["rules_skipped_for_missing_columns"] or \
+        "paid_more_than_once" in manifest["rules_skipped_for_missing_columns"]  # no transfers, no payment rules
 
 
 def test_score_shows_mirror_gaps_when_both_sides_are_present(runner, tmp_path):
@@ -136,10 +144,46 @@ def test_score_shows_mirror_gaps_when_both_sides_are_present(runner, tmp_path):
                                "-o", str(data)]).exit_code == 0
     assert runner.invoke(cli, ["score", str(data / "invoices.csv"), "-o", str(tmp_path / "s")]).exit_code == 0
     import pandas as pd
-    scores = pd.read_parquet(tmp_path / "s" / "scores.parquet")
-    matched = scores[scores["mirror_match"] == "shipment"]
+    items = pd.read_parquet(tmp_path / "s" / "items.parquet")
+    matched = items[items["mirror_match"] == "shipment"]
     assert len(matched) > 1000 and matched["mirror_quantity_gap"].notna().any()
     assert matched.loc[~matched["is_laundering"], "mirror_value_gap"].abs().median() < 0.05
-    judged = scores["mirror_gap_fence"].notna()
-    assert not judged[scores["mirror_match"] == ""].any()  # no counterpart, no mirror judgement
-    assert judged[scores["mirror_match"] == "shipment"].mean() > 0.9  # the rest: too few matched peers
+    judged = items["mirror_gap_fence"].notna()
+    assert not judged[items["mirror_match"] == ""].any()  # no counterpart, no mirror judgement
+    assert judged[items["mirror_match"] == "shipment"].mean() > 0.9  # the rest: too few matched peers
+
+
+def test_evaluate_prints_all_three_methods(runner, tmp_path):
+    data = tmp_path / "data"
+    assert runner.invoke(cli, ["generate", "--invoices", "5000", "--seed", "8", "-o", str(data)]).exit_code == 0
+    result = runner.invoke(cli, ["evaluate", str(data / "invoices.csv"), "--transfers", str(data / "transfers.csv"),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(figures["methods"]) == {"tbml", "iqr_filter", "raw_forest"}
+    tbml = figures["methods"]["tbml"]
+    assert {"pr_auc", "roc_auc", "precision@1%", "recall@5%", "value_recall@2%", "per_typology"} <= set(tbml)
+    assert tbml["pr_auc"] > figures["methods"]["iqr_filter"]["pr_auc"]
+    table = runner.invoke(cli, ["evaluate", str(data / "invoices.csv")])
+    assert table.stdout.startswith("| metric | tbml | iqr_filter | raw_forest |")
+
+
+def test_evaluate_needs_labels(runner, tmp_path):
+    result = runner.invoke(cli, ["evaluate", str(DATA / "bom_semicolon_titlecase.csv")])
+    assert result.exit_code == 1 and "no is_laundering column: evaluation needs labelled data" in result.output
+
+
+def test_score_works_with_only_the_required_columns(runner, tmp_path):
+    path = tmp_path / "minimal.csv"
+    rows = ["invoice_id,date,importer_id,exporter_country,importer_country,hs_code,gross_weight_kg,value,currency"]
+    rows += [f"M{i},2023-0{1 + i % 9}-01,IMP{i % 7},CN,US,0901{11 + i % 2},{100 + i},{1000 + 10 * i},USD"
+             for i in range(80)]
+    rows.append("M999,2023-05-05,IMP1,CN,US,090111,100,90000,USD")  # ninety times the going value per kg
+    path.write_text("\n".join(rows) + "\n")
+    result = runner.invoke(cli, ["score", str(path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+    alerts = pd.read_parquet(tmp_path / "out" / "alerts.parquet")
+    assert alerts["invoice_id"].iloc[0] == "M999" and "value per kg" in alerts["reasons"].iloc[0]
+    skipped = json.loads((tmp_path / "out" / "manifest.json").read_text())["rules_skipped_for_missing_columns"]
+    assert "paid_more_than_once" in skipped and "circular_trade" not in skipped

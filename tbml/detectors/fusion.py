@@ -2,43 +2,39 @@
 
 Each component says how strongly it points at laundering as a number p in [0, 1]:
 
-- price: ``price_weight`` x the distance beyond the price fence, scaled so that ``threshold`` IQRs
-  (Tukey's 1.5) gives 0 and ``price_full_at`` IQRs gives the full weight;
+- price: ``price_weight`` x (1 - exp(-(distance beyond the fence) / ``price_scale``)): 0 at Tukey's
+  fence (1.5 IQR), 63% of the weight ``price_scale`` IQRs further out, approaching the full weight;
+- money at stake: ``money_weight`` x (1 - exp(-value moved / (``money_scale`` x the median invoice value
+  of the fitted data))): a large sum beyond the fence counts, as it does for an investigator;
 - isolation forest: ``forest_weight`` x how far the line's anomaly score lies in the top of the fitted
   lines' scores: 0 below the ``forest_from_percentile`` percentile, the full weight at the very top;
 - each rule hit: the weight of its severity (high, medium, low).
 
 They combine as independent pieces of evidence (a noisy-OR): risk = 100 x (1 - product of (1 - p)).
-So one high-severity rule alone gives 60, a price far beyond its fence 85, both 94; a second rule
-can only raise the score, never past 100. The reasons listed are the components in order of their p, and
+So one high-severity rule alone gives 60, a medium one 35; a price 3 IQR beyond its fence gives 54;
+both a high rule and that price give 82. More evidence can only raise the score, never past 100. The reasons listed are the components in order of their p, and
 the typology shown is the one of the strongest component.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-
-@dataclass(frozen=True)
-class FusionWeights:
-    price_weight: float = 0.85
-    price_full_at: float = 6.0
-    forest_weight: float = 0.4
-    forest_from_percentile: float = 0.95
-    high: float = 0.6
-    medium: float = 0.35
-    low: float = 0.1
+from tbml.config import FusionConfig
 
 
-def price_component(fence: np.ndarray, threshold: float, weights: FusionWeights) -> np.ndarray:
-    beyond = (np.abs(np.nan_to_num(fence)) - threshold) / (weights.price_full_at - threshold)
-    return weights.price_weight * np.clip(beyond, 0.0, 1.0)
+def price_component(fence: np.ndarray, threshold: float, weights: FusionConfig) -> np.ndarray:
+    beyond = np.clip(np.abs(np.nan_to_num(fence)) - threshold, 0.0, None)
+    return weights.price_weight * (1.0 - np.exp(-beyond / weights.price_scale))
 
 
-def forest_component(percentile: np.ndarray, weights: FusionWeights) -> np.ndarray:
+def money_component(value_moved: np.ndarray, typical_value: float, weights: FusionConfig) -> np.ndarray:
+    moved = np.clip(np.nan_to_num(value_moved), 0.0, None)
+    return weights.money_weight * (1.0 - np.exp(-moved / (weights.money_scale * max(typical_value, 1e-9))))
+
+
+def forest_component(percentile: np.ndarray, weights: FusionConfig) -> np.ndarray:
     top = (np.nan_to_num(percentile) - weights.forest_from_percentile) / (1 - weights.forest_from_percentile)
     return weights.forest_weight * np.clip(top, 0.0, 1.0)
 

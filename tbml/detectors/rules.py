@@ -28,9 +28,9 @@ def _col(f: pd.DataFrame, name: str, default=0):
 
 # rule -> (columns it needs, condition over the item frame and its parameters)
 CONDITIONS = {
-    "paid_more_than_once": (("n_full_payments",), lambda f, p: f["n_full_payments"] >= p["min_full_payments"]),
+    "paid_more_than_once": (("n_full_referenced",), lambda f, p: f["n_full_referenced"] >= p["min_full_payments"]),
     "same_goods_invoiced_again": (("repeat_same_goods",), lambda f, p: f["repeat_same_goods"] >= 1),
-    "shipment_invoiced_twice": (("shipment_invoice_count",), lambda f, p: f["shipment_invoice_count"] >= 1),
+    "shipment_invoiced_twice": (("shipment_same_goods",), lambda f, p: f["shipment_same_goods"] >= 1),
     "third_party_payment": (("third_party_payer",), lambda f, p: f["third_party_payer"] | _col(f, "third_party_payee", False)),
     "payment_outside_corridor": (("payer_outside_corridor",),
                                  lambda f, p: f["payer_outside_corridor"] | _col(f, "payee_outside_corridor", False)),
@@ -39,12 +39,14 @@ CONDITIONS = {
     "high_risk_jurisdiction": (("high_risk_country",), lambda f, p: f["high_risk_country"]),
     "unrelated_goods": (("chapter_prior_share", "prior_lines"),
                         lambda f, p: (f["chapter_prior_share"] == 0) & (f["prior_lines"] >= p["min_history"])),
-    "circular_trade": (("cycle_length",), lambda f, p: f["cycle_length"] >= 2),
+    "circular_trade": (("cycle_length",), lambda f, p: f["cycle_length"] >= p["min_traders"]),
+    "two_way_trade": (("cycle_length",), lambda f, p: f["cycle_length"] == 2),
     "round_trip": (("round_trip",), lambda f, p: f["round_trip"]),
     "weight_quantity_mismatch": (("kg_per_unit_fence",), lambda f, p: f["kg_per_unit_fence"].abs() >= p["fence"]),
     "phantom_payment": (("ref_unknown",), lambda f, p: f["ref_unknown"]),
-    "unmatched_payment": (("linked", "ref_unknown"),
-                          lambda f, p: (f["item"] == "transfer") & ~f["linked"] & ~f["ref_unknown"]),
+    "unmatched_payment": (("linked", "ref_unknown", "payee_is_trader"),
+                          lambda f, p: (f["item"] == "transfer") & ~f["linked"] & ~f["ref_unknown"]
+                          & f["payee_is_trader"]),
 }
 
 
@@ -94,6 +96,8 @@ def evaluate_rules(items: pd.DataFrame, rules: list[Rule], context: dict) -> tup
 
 def render(rule: Rule, row: dict, context: dict) -> str:
     """The rule's reason with the item's figures; a missing figure shows as '?' rather than failing."""
+    # counts that passed through a float column print as counts: "paid 2 times", not "2.0 times"
+    row = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in row.items()}
     values = _Values({**context, **rule.params, **row})
     try:
         return rule.reason.format_map(values)

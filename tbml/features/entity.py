@@ -40,6 +40,8 @@ def entity_features(invoices: pd.DataFrame, price_fence: np.ndarray | None = Non
             share = np.ones(n)
         shares.append(share)
     out["chapter_prior_share"] = np.minimum(*shares)
+    # history of whichever side is further from its usual chapters, for the reason text
+    out["prior_lines"] = np.where(shares[0] <= shares[1], out["importer_prior_lines"], out["exporter_prior_lines"])
     pair_prior = frame.groupby(["importer", "exporter"], sort=False).cumcount().to_numpy()
     out["new_relationship"] = (pair_prior == 0) & (out["importer_prior_lines"] >= min_history) & (
         out["exporter_prior_lines"] >= min_history)

@@ -106,7 +106,7 @@ def _column(frame: pd.DataFrame, name: str, n: int) -> np.ndarray:
 def kg_per_unit_table(invoices: pd.DataFrame, min_lines: int = 10) -> pd.DataFrame:
     """Median, Q1 and Q3 of log kg per declared unit for each HS6 and unit with ``min_lines`` lines."""
     log_kpu = _log_kg_per_unit(invoices)
-    ok = np.isfinite(log_kpu)
+    ok = np.isfinite(log_kpu) & invoices["quantity_unit"].notna().to_numpy()  # a line needs a unit to compare
     keys = pd.DataFrame({"hs6": invoices["hs6"].astype(str).to_numpy()[ok],
                          "unit": invoices["quantity_unit"].astype(str).to_numpy()[ok]})
     codes = keys.groupby(["hs6", "unit"], sort=False).ngroup().to_numpy()
@@ -134,6 +134,8 @@ def kg_per_unit_deviation(invoices: pd.DataFrame, table: pd.DataFrame, min_sprea
 
 
 def _log_kg_per_unit(invoices: pd.DataFrame) -> np.ndarray:
+    if "quantity_unit" not in invoices:
+        return np.full(len(invoices), np.nan)
     quantity = _column(invoices, "quantity", len(invoices))
     weight = _column(invoices, "gross_weight_kg", len(invoices))
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -138,10 +138,20 @@ def transfer_features(invoices: pd.DataFrame, transfers: pd.DataFrame, links: pd
         "round_amount": (raw_amount >= rule.round_amount_unit) & (np.mod(raw_amount, rule.round_amount_unit) == 0),
         "cash_like": np.isin(channel, CASH_LIKE),
         "near_threshold": near,
-        # near-threshold payments by the same payer within the window, this one included
-        "structuring_count": count_within(payer, day, rule.structuring_window_days, near),
+        # near-threshold payments from the same payer to the same payee within the window, this one included:
+        # one obligation split up, not a busy importer paying many suppliers
+        "structuring_count": count_within(payer.astype(str) + "\x1f" + payee.astype(str), day,
+                                          rule.structuring_window_days, near),
+        "payee_is_trader": np.isin(payee, _traders(invoices)),
         "payment_lag_days": np.where(linked, day - inv_day, np.nan),
     }, index=transfers.index)
+
+
+def _traders(invoices: pd.DataFrame) -> np.ndarray:
+    ids = [invoices["importer_id"].astype(str).unique()]
+    if "exporter_id" in invoices:
+        ids.append(invoices["exporter_id"].astype(str).unique())
+    return np.unique(np.concatenate(ids))
 
 
 def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf: pd.DataFrame,
@@ -152,8 +162,10 @@ def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf
     linked = pos >= 0
     value = invoices["reporting_value"].to_numpy(dtype=float)
     amount = transfers["reporting_amount"].to_numpy(dtype=float)
-    frame = pd.DataFrame({"pos": pos[linked], "amount": amount[linked],
-                          "full": amount[linked] >= 0.9 * value[pos[linked]],
+    full = amount[linked] >= 0.9 * value[pos[linked]]
+    frame = pd.DataFrame({"pos": pos[linked], "amount": amount[linked], "full": full,
+                          # paid in full by a payment that cites this very invoice: party matching can guess wrong
+                          "full_referenced": full & (links["link"].to_numpy()[linked] == "reference"),
                           "lag": tf["payment_lag_days"].to_numpy()[linked]})
     for flag in ("third_party_payer", "third_party_payee", "payer_outside_corridor", "payee_outside_corridor",
                  "high_risk_country", "cash_like", "near_threshold"):
@@ -161,6 +173,7 @@ def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf
     frame["structuring_count"] = tf["structuring_count"].to_numpy()[linked]
     grouped = frame.groupby("pos")
     agg = grouped.agg(n_payments=("amount", "size"), paid=("amount", "sum"), n_full_payments=("full", "sum"),
+                      n_full_referenced=("full_referenced", "sum"),
                       first_lag=("lag", "min"), last_lag=("lag", "max"),
                       **{f: (f, "max") for f in ("third_party_payer", "third_party_payee", "payer_outside_corridor",
                                                  "payee_outside_corridor", "high_risk_country", "cash_like",
@@ -168,7 +181,7 @@ def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf
                       n_near_threshold=("near_threshold", "sum"))
     out = agg.reindex(np.arange(n))
     out.index = invoices.index
-    counts = ["n_payments", "n_full_payments", "n_near_threshold", "structuring_count"]
+    counts = ["n_payments", "n_full_payments", "n_full_referenced", "n_near_threshold", "structuring_count"]
     out[counts] = out[counts].fillna(0).astype(np.int64)
     flags = ["third_party_payer", "third_party_payee", "payer_outside_corridor", "payee_outside_corridor",
              "high_risk_country", "cash_like"]
@@ -180,22 +193,48 @@ def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf
     return out.rename(columns={"first_lag": "first_payment_lag_days", "last_lag": "last_payment_lag_days"})
 
 
-def shipment_features(invoices: pd.DataFrame, window_days: int = 60) -> pd.DataFrame:
-    """Multiple invoicing: other invoices for the same goods of the same shipment, or (with no shipment
-    reference) for the same goods and quantity between the same parties within ``window_days``."""
+def shipment_features(invoices: pd.DataFrame, window_days: int = 60, value_tolerance: float = 0.05) -> pd.DataFrame:
+    """Multiple invoicing, the same goods invoiced again: per line, the other invoices of its shipment for
+    the same HS6 (``shipment_invoice_count``, weak: a shipment may carry several lines of one code), of
+    them the ones for the same quantity too (``shipment_same_goods``), and, by shipment or not, the
+    invoices between the same parties for the same HS6 and quantity, within ``window_days`` and
+    ``value_tolerance`` in value (``repeat_same_goods``)."""
     payable = _payable(invoices)
     hs6 = invoices["hs6"].astype(str).to_numpy()
+    # numpy writes a missing quantity as "nan", never as a missing value that breaks the key
+    quantity = (np.round(invoices["quantity"].to_numpy(dtype=float, na_value=np.nan), 3).astype(str)
+                if "quantity" in invoices else np.full(len(invoices), ""))
     same_shipment = np.zeros(len(invoices), np.int64)
+    same_goods = np.zeros(len(invoices), np.int64)
     if "shipment_ref" in invoices:
         ref = invoices["shipment_ref"].astype("string")
         has = ref.notna().to_numpy() & payable
-        key = ref.fillna("").astype(str).to_numpy() + "|" + hs6
-        counts = pd.Series(key[has]).value_counts()
-        same_shipment[has] = pd.Series(key[has]).map(counts).to_numpy() - 1
-    parties = invoices["importer_id"].astype(str) + "|" + (
-        invoices["exporter_id"].astype(str) if "exporter_id" in invoices else "")
-    quantity = invoices["quantity"].round(3).astype(str) if "quantity" in invoices else ""
-    key = (parties + "|" + hs6 + "|" + quantity).to_numpy()
-    repeats = count_within(key, day_number(invoices["date"]), window_days, payable) - 1
-    return pd.DataFrame({"shipment_invoice_count": same_shipment,
-                         "repeat_same_goods": np.maximum(repeats, 0)}, index=invoices.index)
+        key = pd.Series(ref.fillna("").astype(str).to_numpy() + "|" + hs6)
+        same_shipment[has] = key[has].map(key[has].value_counts()).to_numpy() - 1
+        goods = key + "|" + quantity
+        same_goods[has] = goods[has].map(goods[has].value_counts()).to_numpy() - 1
+    importer = invoices["importer_id"].astype(str).to_numpy(dtype=object)
+    exporter = invoices["exporter_id"].astype(str).to_numpy(dtype=object) if "exporter_id" in invoices else ""
+    key = importer + "|" + exporter + "|" + hs6.astype(object) + "|" + quantity.astype(object)
+    repeats = _repeats(key, day_number(invoices["date"]), invoices["reporting_value"].to_numpy(dtype=float),
+                       payable, window_days, value_tolerance)
+    return pd.DataFrame({"shipment_invoice_count": same_shipment, "shipment_same_goods": same_goods,
+                         "repeat_same_goods": repeats}, index=invoices.index)
+
+
+def _repeats(key, day, value, mask, window: int, tolerance: float) -> np.ndarray:
+    """Per line, how many of its neighbours (same key, next or previous in date order) lie within ``window``
+    days and ``tolerance`` in value: a repeat order differs in price, a re-issued invoice does not."""
+    out = np.zeros(len(key), np.int64)
+    rows = np.flatnonzero(mask)
+    if len(rows) < 2:
+        return out
+    order = rows[np.lexsort((day[rows], pd.factorize(pd.Series(key[rows]))[0]))]
+    same = key[order][1:] == key[order][:-1]
+    close = (day[order][1:] - day[order][:-1] <= window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alike = np.abs(np.log(value[order][1:] / value[order][:-1])) <= np.log1p(tolerance)
+    pair = same & close & alike
+    np.add.at(out, order[1:][pair], 1)
+    np.add.at(out, order[:-1][pair], 1)
+    return out

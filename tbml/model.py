@@ -1,0 +1,226 @@
+"""The fitted chain: price references, weight references, isolation forest, rules and fusion in one object.
+
+    model = TBMLModel(config).fit(invoices, transfers)      # normalised frames from tbml.ingest
+    scored = model.score(invoices, transfers)               # one row per item, ranked by risk
+
+Items are invoice lines and the transfers that match no invoice in the file (a payment for a shipment
+that is not there is itself the finding); a transfer that settles an invoice speaks through that invoice's
+payment features. Fitting learns only from the data given to ``fit``; scoring uses what was learned, plus
+the scored file's own links between its invoices and transfers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tbml.config import Config
+from tbml.detectors.forest import ForestDetector
+from tbml.detectors.fusion import forest_component, fuse, money_component, price_component, ranked_reasons
+from tbml.detectors.price import PriceDeviationDetector
+from tbml.detectors.rules import evaluate_rules, load_rules, render
+from tbml.errors import ConfigError
+from tbml.features.entity import entity_features
+from tbml.features.mirror import has_both_sides, mirror_gaps
+from tbml.features.network import cycle_features
+from tbml.features.pricing import kg_per_unit_deviation, kg_per_unit_table
+from tbml.features.reconciliation import (
+    LinkRule, PaymentRule, invoice_payment_features, link_transfers, shipment_features, transfer_features)
+from tbml.io import read_yaml
+
+INVOICE_CONTEXT = [
+    "invoice_id", "source_row", "date", "importer_id", "exporter_id", "exporter_country", "importer_country",
+    "origin_country", "hs_code", "hs6", "hs2", "goods_description", "quantity", "quantity_unit", "gross_weight_kg",
+    "value", "currency", "reporting_value", "shipment_ref", "declaration_side", "is_laundering", "typology",
+]
+TRANSFER_CONTEXT = [
+    "transfer_id", "source_row", "date", "payer_id", "payer_country", "payee_id", "payee_country", "amount",
+    "currency", "reporting_amount", "invoice_ref", "channel", "is_laundering", "typology",
+]
+PRICE_COLUMNS = ["driver", "fence_distance", "robust_z", "price", "unit", "reference_median", "reference_q1",
+                 "reference_q3", "ratio_to_median", "peers", "level", "source", "direction", "value_moved"]
+
+
+@dataclass
+class Scored:
+    items: pd.DataFrame  # every invoice line and unmatched transfer, ranked by risk
+    skipped_rules: list[str]
+
+    def alerts(self, threshold: float) -> pd.DataFrame:
+        return self.items[self.items["risk"] >= threshold]
+
+
+class TBMLModel:
+    def __init__(self, config: Config | None = None):
+        self.config = config or Config()
+
+    # ---- fit ---------------------------------------------------------------------------------------
+
+    def fit(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None = None) -> TBMLModel:
+        cfg = self.config
+        if len(invoices) == 0:
+            raise ValueError("cannot fit on 0 invoice lines")
+        self.high_risk_ = load_high_risk(cfg.reconciliation.high_risk_jurisdictions)
+        self.rules_ = load_rules(cfg.reconciliation.rules)
+        self.price_ = PriceDeviationDetector(reporting_currency=cfg.ingest.reporting_currency,
+                                             **cfg.pricing.detector_params()).fit(invoices)
+        self.kg_per_unit_ = kg_per_unit_table(invoices)
+        self.typical_value_ = float(np.nanmedian(invoices["reporting_value"].to_numpy(dtype=float)))
+        items = self._invoice_items(invoices, transfers)
+        features = [f for f in cfg.forest.features if f in items.columns]
+        self.forest_ = ForestDetector(features=features, n_estimators=cfg.forest.n_estimators,
+                                      max_samples=min(cfg.forest.max_samples, len(items)),
+                                      random_state=cfg.forest.random_state).fit(items)
+        # the fitted lines' anomaly scores, as quantiles: a scored line's percentile is read off them
+        self.forest_quantiles_ = np.quantile(self.forest_.explain(items)["forest_score"], np.linspace(0, 1, 1001))
+        return self
+
+    # ---- score -------------------------------------------------------------------------------------
+
+    def score(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None = None) -> Scored:
+        cfg = self.config
+        links = self._transfer_links(invoices, transfers) if transfers is not None and len(transfers) else None
+        inv_items = self._invoice_items(invoices, transfers, links)
+        forest = self.forest_.explain(inv_items)
+        inv_items["forest_score"] = forest["forest_score"].to_numpy()
+        inv_items["forest_percentile"] = np.searchsorted(self.forest_quantiles_, forest["forest_score"].to_numpy(),
+                                                         side="right") / len(self.forest_quantiles_)
+        inv_items["forest_detail"] = forest["forest_detail"].to_numpy()
+        tr_items = self._transfer_items(transfers, links)
+        items = pd.concat([inv_items, tr_items], ignore_index=True, sort=False)
+        context = {"threshold": cfg.reconciliation.reporting_threshold, "window_days": cfg.reconciliation.structuring_window_days,
+                   "reporting_currency": cfg.ingest.reporting_currency}
+        for flag in ("linked", "ref_unknown", "third_party_payer", "third_party_payee", "payer_outside_corridor",
+                     "payee_outside_corridor", "high_risk_country", "cash_like", "round_trip", "new_relationship",
+                     "payee_is_trader"):
+            if flag in items:
+                items[flag] = items[flag].fillna(False).astype(bool)
+        hits, skipped = evaluate_rules(items, self.rules_, context)
+
+        components, texts, typologies = {}, {}, {}
+        is_invoice = (items["item"] == "invoice").to_numpy()
+        components["price"] = np.where(is_invoice, price_component(items["fence_distance"].to_numpy(dtype=float),
+                                                                  self.price_.threshold, cfg.fusion), 0.0)
+        texts["price"] = items["price_reason"].fillna("")
+        typologies["price"] = _price_typology(items)
+        components["money"] = np.where(is_invoice, money_component(items["value_moved"].to_numpy(dtype=float),
+                                                                  self.typical_value_, cfg.fusion), 0.0)
+        texts["money"] = ("about " + items["value_moved"].fillna(0).round(0).map("{:,.0f}".format) + " "
+                          + cfg.ingest.reporting_currency + " beyond the price fence, "
+                          + (items["value_moved"].fillna(0) / self.typical_value_).round(1).astype(str)
+                          + " times a typical invoice")
+        typologies["money"] = typologies["price"]
+        components["forest"] = np.where(is_invoice, forest_component(items["forest_percentile"].to_numpy(dtype=float),
+                                                                    cfg.fusion), 0.0)
+        texts["forest"] = ("unusual profile for the isolation forest (top " +
+                           ((1 - items["forest_percentile"].fillna(0)) * 100).round(1).astype(str) + "% of lines): " +
+                           items["forest_detail"].fillna(""))
+        typologies["forest"] = pd.Series("unusual_profile", index=items.index)
+        weight = {"high": cfg.fusion.high, "medium": cfg.fusion.medium, "low": cfg.fusion.low}
+        any_hit = np.flatnonzero(hits.to_numpy().any(axis=1)) if len(hits.columns) else np.empty(0, int)
+        records = dict(zip(any_hit, items.iloc[any_hit].to_dict("records")))  # only the rows a rule speaks of
+        for rule in self.rules_:
+            if rule.name not in hits:
+                continue
+            hit = hits[rule.name].to_numpy()
+            components[rule.name] = np.where(hit, weight[rule.severity], 0.0)
+            text = pd.Series("", index=items.index, dtype=object)
+            rows = np.flatnonzero(hit)
+            text.iloc[rows] = [render(rule, records[i], context) for i in rows]
+            texts[rule.name] = text
+            typologies[rule.name] = pd.Series(rule.typology, index=items.index)
+        frame = pd.DataFrame(components, index=items.index)
+        items["risk"] = np.round(fuse(frame), 2)
+        reasons, typology = ranked_reasons(frame, texts, typologies)
+        items["reasons"] = reasons
+        items["suspected_typology"] = typology
+        items["rules_hit"] = [",".join(r for r in hits.columns[row]) for row in hits.to_numpy()] if len(hits.columns) \
+            else ""
+        items = items.sort_values(["risk", "fence_distance"], ascending=[False, False], kind="stable",
+                                  key=lambda s: s.abs() if s.name == "fence_distance" else s)
+        items.insert(0, "rank", np.arange(1, len(items) + 1))
+        return Scored(items.reset_index(drop=True), skipped)
+
+    # ---- items -------------------------------------------------------------------------------------
+
+    def _invoice_items(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None, links=None) -> pd.DataFrame:
+        cfg = self.config.reconciliation
+        price = self.price_.explain(invoices)
+        parts = [invoices[[c for c in INVOICE_CONTEXT if c in invoices.columns]],
+                 price[PRICE_COLUMNS + [c for c in price.columns if c.endswith("_fence")]].rename(columns={}),
+                 price[["reason"]].rename(columns={"reason": "price_reason"}),
+                 kg_per_unit_deviation(invoices, self.kg_per_unit_),
+                 shipment_features(invoices, cfg.repeat_window_days),
+                 entity_features(invoices, price["fence_distance"].to_numpy()),
+                 cycle_features(invoices, cfg.cycle_max_length, cfg.cycle_window_days)]
+        if has_both_sides(invoices):  # both declarations of a shipment: every gap, not only the scored one
+            parts.append(mirror_gaps(invoices, self.config.pricing.cif_fob_margin))
+        if transfers is not None and len(transfers):
+            link, tf = links if links is not None else self._transfer_links(invoices, transfers)
+            parts.append(invoice_payment_features(invoices, transfers, tf, link))
+            parts.append(_third_parties(invoices, transfers, tf, link))
+        items = pd.concat(parts, axis=1)
+        items["item"] = "invoice"
+        items["log_value"] = np.log1p(items["reporting_value"].clip(lower=0))
+        if "paid_ratio" in items:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                items["log_paid_ratio"] = np.log(items["paid_ratio"].where(items["paid_ratio"] > 0))
+        if "shipment_invoice_count" in items:
+            items["shipment_lines"] = items["shipment_invoice_count"] + 1
+        return items
+
+    def _transfer_links(self, invoices, transfers):
+        cfg = self.config.reconciliation
+        links = link_transfers(invoices, transfers, LinkRule(cfg.amount_tolerance, cfg.window_before_days,
+                                                             cfg.window_after_days))
+        tf = transfer_features(invoices, transfers, links, self.high_risk_,
+                               PaymentRule(cfg.reporting_threshold, cfg.structuring_band,
+                                           cfg.structuring_window_days, cfg.round_amount_unit))
+        return links, tf
+
+    def _transfer_items(self, transfers, links) -> pd.DataFrame:
+        if links is None:
+            return pd.DataFrame({"item": pd.Series(dtype=object)})
+        _, tf = links
+        unmatched = ~tf["linked"].to_numpy()
+        items = pd.concat([transfers[[c for c in TRANSFER_CONTEXT if c in transfers.columns]], tf], axis=1)
+        items = items[unmatched].copy()
+        items["item"] = "transfer"
+        items["reporting_value"] = items["reporting_amount"]
+        return items
+
+
+def _third_parties(invoices, transfers, tf, links) -> pd.DataFrame:
+    """Per invoice, the first outsider in its payments and that outsider's country, for the reasons."""
+    pos = links["invoice_pos"].to_numpy()
+    payer_out = tf["third_party_payer"].to_numpy() | tf["payer_outside_corridor"].to_numpy()
+    payee_out = tf["third_party_payee"].to_numpy() | tf["payee_outside_corridor"].to_numpy()
+    rows = np.flatnonzero((pos >= 0) & (payer_out | payee_out))
+    who = np.where(payer_out[rows], transfers["payer_id"].astype(object).to_numpy()[rows],
+                   transfers["payee_id"].astype(object).to_numpy()[rows])
+    where = np.where(payer_out[rows], transfers["payer_country"].astype(object).to_numpy()[rows],
+                     transfers["payee_country"].astype(object).to_numpy()[rows])
+    first = pd.DataFrame({"pos": pos[rows], "third_party_id": who, "third_party_country": where}).groupby("pos").first()
+    out = first.reindex(np.arange(len(invoices)))
+    out.index = invoices.index
+    return out
+
+
+def _price_typology(items: pd.DataFrame) -> pd.Series:
+    direction = items["direction"].fillna("") if "direction" in items else pd.Series("", index=items.index)
+    typology = np.where(direction == "under", "under_invoicing", "over_invoicing")
+    if "chapter_prior_share" in items:  # a price that fits neither the code nor the trader: misdescribed goods
+        novel = (items["chapter_prior_share"] == 0).to_numpy()
+        typology = np.where(novel, "misdescribed_goods", typology)
+    return pd.Series(typology, index=items.index)
+
+
+def load_high_risk(path) -> frozenset[str]:
+    data = read_yaml(path, ConfigError, "high-risk jurisdictions")
+    codes = set()
+    for key, value in data.items():
+        if isinstance(value, list):
+            codes |= {str(v).upper() for v in value}
+    return frozenset(codes)
