@@ -7,6 +7,8 @@ with the line's value and the typical one: "paid_ratio 2.10 (typical 1.00)".
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
@@ -46,11 +48,13 @@ class ForestDetector(BaseDetector):
         else:
             values = np.asarray(X, dtype=float)
             self.features_ = tuple(f"x{i}" for i in range(values.shape[1]))
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            # a feature the data cannot form (all NaN: no transfers given) is centred on 0 and never stands out
+            warnings.simplefilter("ignore", RuntimeWarning)
             self.center_ = np.nan_to_num(np.nanmedian(values, axis=0)) if len(values) else np.zeros(values.shape[1])
             q1, q3 = (np.nan_to_num(np.nanpercentile(values, q, axis=0)) for q in (25, 75))
+            fallback = np.nan_to_num(np.nanstd(values, axis=0)) if len(values) else np.ones(values.shape[1])
         spread = q3 - q1
-        fallback = np.nan_to_num(np.nanstd(values, axis=0)) if len(values) else np.ones(values.shape[1])
         self.scale_ = np.where(spread > 0, spread, np.where(fallback > 0, fallback, 1.0))
         self.forest_ = IsolationForest(n_estimators=self.n_estimators, max_samples=self.max_samples,
                                        contamination=self.contamination, random_state=self.random_state)

@@ -1,0 +1,183 @@
+"""Payment, shipment, entity and network features, rules, fusion and roll-ups on hand-built cases."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tbml.detectors.fusion import forest_component, fuse, money_component, price_component
+from tbml.detectors.rules import evaluate_rules, load_rules, render
+from tbml.config import FusionConfig
+from tbml.errors import ConfigError
+from tbml.features.entity import entity_features
+from tbml.features.network import cycle_features
+from tbml.features.pricing import kg_per_unit_deviation, kg_per_unit_table
+from tbml.features.reconciliation import (
+    LinkRule, PaymentRule, invoice_payment_features, link_transfers, shipment_features, transfer_features)
+from tbml.rollup import entity_rollup, network_rollup
+
+
+def invoices(rows):
+    cols = ["invoice_id", "date", "importer_id", "exporter_id", "importer_country", "exporter_country", "hs6",
+            "quantity", "reporting_value"]
+    frame = pd.DataFrame(rows, columns=cols)
+    frame["date"] = pd.to_datetime(frame["date"])
+    frame["hs2"] = frame["hs6"].str[:2]
+    return frame
+
+
+def transfers(rows):
+    cols = ["transfer_id", "date", "payer_id", "payer_country", "payee_id", "payee_country", "amount",
+            "invoice_ref", "channel"]
+    frame = pd.DataFrame(rows, columns=cols)
+    frame["date"] = pd.to_datetime(frame["date"])
+    frame["reporting_amount"] = frame["amount"]
+    return frame
+
+
+INV = invoices([
+    ("I1", "2023-01-10", "IMP", "EXP", "NG", "CN", "851713", 10, 10_000.0),
+    ("I2", "2023-02-10", "IMP", "EXP", "NG", "CN", "851713", 20, 20_000.0),
+    ("I3", "2023-03-10", "IMP", "EXP", "NG", "CN", "851713", 30, 30_000.0),
+])
+
+
+def test_linking_by_reference_amount_and_parties():
+    tr = transfers([
+        ("T1", "2023-01-20", "IMP", "NG", "EXP", "CN", 10_000.0, "I1", "wire"),    # cites I1
+        ("T2", "2023-02-25", "IMP", "NG", "EXP", "CN", 20_100.0, "", "wire"),      # no ref, I2's amount
+        ("T3", "2023-03-20", "IMP", "NG", "EXP", "CN", 9_000.0, "", "wire"),       # no ref, a part payment
+        ("T4", "2023-03-20", "IMP", "NG", "EXP", "CN", 5_000.0, "I999", "wire"),   # cites a missing invoice
+        ("T5", "2023-03-20", "OTHER", "AE", "EXP", "CN", 5_000.0, "", "wire"),     # nobody's invoice
+    ])
+    links = link_transfers(INV, tr, LinkRule(amount_tolerance=0.05, window_before_days=60, window_after_days=180))
+    assert links["invoice_pos"].tolist() == [0, 1, 2, -1, -1]
+    assert links["link"].tolist() == ["reference", "amount", "parties", "", ""]
+    assert links["ref_unknown"].tolist() == [False, False, False, True, False]
+
+
+def test_transfer_flags_and_structuring_per_payer_payee_pair():
+    tr = transfers([
+        ("T1", "2023-01-20", "SHELL", "AE", "EXP", "CN", 30_000.0, "I3", "wire"),         # third party, outside
+        ("T2", "2023-01-21", "IMP", "NG", "EXP", "CN", 9_500.0, "I2", "cash"),
+        ("T3", "2023-01-23", "IMP", "NG", "EXP", "CN", 9_700.0, "I2", "cash"),
+        ("T4", "2023-01-25", "IMP", "NG", "EXP", "CN", 9_900.0, "I2", "exchange house"),
+        ("T5", "2023-01-25", "IMP", "NG", "OTHER", "CN", 9_900.0, "", "wire"),            # another payee
+        ("T6", "2023-03-01", "IMP", "NG", "EXP", "CN", 5_000.0, "I1", "wire"),
+    ])
+    tr["channel"] = tr["channel"].str.replace(" ", "_")
+    links = link_transfers(INV, tr)
+    tf = transfer_features(INV, tr, links, frozenset({"NG"}), PaymentRule(reporting_threshold=10_000,
+                                                                         structuring_band=0.15,
+                                                                         structuring_window_days=10))
+    assert tf["third_party_payer"].tolist() == [True, False, False, False, False, False]
+    assert tf["payer_outside_corridor"].tolist() == [True, False, False, False, False, False]
+    assert tf["structuring_count"].tolist() == [0, 3, 3, 3, 1, 0]
+    assert tf["cash_like"].tolist() == [False, True, True, True, False, False]
+    assert tf["high_risk_country"].tolist() == [False, True, True, True, True, True]  # all but T1 touch NG
+    assert tf["round_amount"].tolist() == [True, False, False, False, False, True]
+    per_invoice = invoice_payment_features(INV, tr, tf, links)
+    assert per_invoice["n_payments"].tolist() == [1, 3, 1]
+    assert per_invoice["paid_ratio"].tolist() == pytest.approx([0.5, 29_100 / 20_000, 1.0])
+    assert per_invoice["n_full_referenced"].tolist() == [0, 0, 1]
+    assert per_invoice["structuring_count"].tolist() == [0, 3, 0]
+
+
+def test_same_goods_invoiced_again_but_not_a_repeat_order():
+    inv = invoices([
+        ("A", "2023-01-01", "IMP", "EXP", "NG", "CN", "851713", 10, 10_000.0),
+        ("B", "2023-01-20", "IMP", "EXP", "NG", "CN", "851713", 10, 10_100.0),   # same goods, same value: again
+        ("C", "2023-02-01", "IMP", "EXP", "NG", "CN", "851713", 10, 14_000.0),   # same goods, new price: an order
+        ("D", "2023-09-01", "IMP", "EXP", "NG", "CN", "851713", 10, 10_000.0),   # months later
+    ])
+    inv["shipment_ref"] = ["BL1", "BL1", "BL2", "BL3"]
+    out = shipment_features(inv, window_days=60, value_tolerance=0.05)
+    assert out["repeat_same_goods"].tolist() == [1, 1, 0, 0]
+    assert out["shipment_same_goods"].tolist() == [1, 1, 0, 0]
+
+
+def test_chapter_novelty_and_new_relationships():
+    rows = [(f"H{i}", f"2023-01-{i + 1:02d}", "IMP", "EXP", "NG", "CN", "610910", 1, 100.0) for i in range(6)]
+    rows.append(("N", "2023-02-01", "IMP", "EXP2", "NG", "CN", "850760", 1, 100.0))
+    rows += [(f"E{i}", f"2023-01-{i + 1:02d}", "IMP2", "EXP2", "NG", "CN", "850760", 1, 100.0) for i in range(6)]
+    out = entity_features(invoices(rows), min_history=5)
+    novel = out.iloc[6]
+    assert novel["chapter_prior_share"] == 0 and novel["prior_lines"] == 6  # importer's 7th line, 1st in ch. 85
+    assert novel["new_relationship"]  # IMP and EXP2 both traded before, never together
+    assert (out.iloc[:6]["chapter_prior_share"] == 1).all()
+
+
+def test_rings_are_found_in_time_order_within_the_window():
+    rows = [
+        ("R1", "2023-01-01", "B", "A", "GB", "DE", "720851", 1, 1.0),   # A -> B
+        ("R2", "2023-01-10", "C", "B", "FR", "GB", "720851", 1, 1.0),   # B -> C
+        ("R3", "2023-01-20", "A", "C", "DE", "FR", "720851", 1, 1.0),   # C -> A: a ring of three
+        # X -> Y on day 5, Y -> Z on day 1, Z -> X on day 10: no starting point gives a time-ordered path
+        ("S1", "2023-01-05", "Y", "X", "GB", "DE", "720852", 1, 1.0),
+        ("S2", "2023-01-01", "Z", "Y", "FR", "GB", "720852", 1, 1.0),
+        ("S3", "2023-01-10", "X", "Z", "DE", "FR", "720852", 1, 1.0),
+        ("T1", "2023-01-01", "Q", "P", "GB", "DE", "720853", 1, 1.0),
+        ("T2", "2023-11-01", "P", "Q", "DE", "GB", "720853", 1, 1.0),   # back, but ten months later
+    ]
+    inv = invoices(rows)
+    inv["origin_country"] = ["DE", "DE", "DE", None, None, None, "GB", "GB"]
+    out = cycle_features(inv, max_length=5, window_days=180)
+    assert out["cycle_length"].tolist() == [3, 3, 3, 0, 0, 0, 0, 0]
+    assert out["cycle_id"].iloc[0] == "720851:A-B-C"
+    assert out["round_trip"].tolist() == [False, False, True, False, False, False, True, False]  # R3 and T1
+
+
+def test_kg_per_unit_against_peers():
+    inv = invoices([(f"K{i}", "2023-01-01", "IMP", "EXP", "NG", "CN", "851713", 10, 1.0) for i in range(12)])
+    inv["quantity_unit"] = "NAR"
+    inv["gross_weight_kg"] = [2.0 + 0.01 * i for i in range(11)] + [40.0]  # 0.2 kg a phone, then 4 kg a phone
+    table = kg_per_unit_table(inv, min_lines=10)
+    dev = kg_per_unit_deviation(inv, table)
+    assert dev["kg_per_unit_fence"].iloc[-1] > 3 and dev["kg_per_unit_fence"].iloc[:11].abs().max() < 1.5
+    assert dev["kg_per_unit_median"].iloc[0] == pytest.approx(np.exp(np.median(np.log(inv["gross_weight_kg"] / 10))))
+
+
+def test_rules_fire_and_say_why_with_the_figures():
+    rules = load_rules()
+    items = pd.DataFrame({"item": ["invoice", "invoice"], "invoice_id": ["I1", "I2"], "n_full_referenced": [2, 0],
+                          "value": [40_676.0, 1.0], "currency": ["CNY", "USD"]})
+    hits, skipped = evaluate_rules(items, rules, {})
+    assert hits["paid_more_than_once"].tolist() == [True, False]
+    assert "circular_trade" in skipped and "structuring" in skipped  # their columns are absent
+    rule = next(r for r in rules if r.name == "paid_more_than_once")
+    text = render(rule, {**items.iloc[0].to_dict(), "n_full_referenced": 2.0}, {})
+    assert text == "paid 2 times in full by payments citing invoice I1 (40,676 CNY)"
+    assert render(rule, {"invoice_id": "I9"}, {}) == "paid ? times in full by payments citing invoice I9 (? ?)"
+
+
+def test_bad_rules_file(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("no_such_rule: {typology: x, severity: high, reason: r}\n")
+    with pytest.raises(ConfigError, match="unknown rule 'no_such_rule'"):
+        load_rules(path)
+    path.write_text("structuring: {typology: structuring, severity: extreme, reason: r}\n")
+    with pytest.raises(ConfigError, match="severity must be one of"):
+        load_rules(path)
+
+
+def test_fusion_is_a_noisy_or_and_more_evidence_never_lowers_risk():
+    w = FusionConfig()
+    assert price_component(np.array([1.0, 1.5]), 1.5, w).tolist() == [0.0, 0.0]
+    assert price_component(np.array([3.0]), 1.5, w)[0] == pytest.approx(0.85 * (1 - np.exp(-1)))
+    assert forest_component(np.array([0.9, 1.0]), w).tolist() == pytest.approx([0.0, 0.4])
+    assert money_component(np.array([0.0, 5.0]), 1.0, w).tolist() == pytest.approx([0.0, 0.5 * (1 - np.exp(-1))])
+    risk = fuse(pd.DataFrame({"rule": [0.6, 0.6, 0.0], "price": [0.0, 0.5, 0.0]}))
+    assert risk.tolist() == pytest.approx([60.0, 80.0, 0.0])
+
+
+def test_rollups_group_alerts_by_entity_and_network():
+    alerts = pd.DataFrame({
+        "importer_id": ["A", "A", "X"], "exporter_id": ["B", "C", "Y"], "payer_id": [None, None, None],
+        "risk": [90.0, 50.0, 40.0], "reporting_value": [100.0, 10.0, 5.0],
+        "suspected_typology": ["over_invoicing", "structuring", "circular_trade"],
+    })
+    entities = entity_rollup(alerts)
+    top = entities.iloc[0]
+    assert (top["entity"], top["alerts"], top["risk_sum"], top["value"]) == ("A", 2, 140.0, 110.0)
+    networks = network_rollup(alerts)
+    assert networks["entities"].tolist() == [3, 2] and networks["members"].iloc[0] == "A, B, C"
+    assert networks["risk_sum"].tolist() == [140.0, 40.0]

@@ -1,0 +1,87 @@
+"""The fused detector on labelled synthetic data: against both baselines, per typology, reproducible."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tbml.evaluate import compare
+from tbml.ingest import load_invoices, load_transfers
+from tbml.io import write_table
+from tbml.model import TBMLModel
+from tbml.synth import TYPOLOGIES, generate
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory, small_synthetic):
+    folder = tmp_path_factory.mktemp("model")
+    write_table(small_synthetic.invoices, folder / "inv.csv")
+    write_table(small_synthetic.transfers, folder / "tr.csv")
+    return load_invoices(folder / "inv.csv").accepted, load_transfers(folder / "tr.csv").accepted
+
+
+@pytest.fixture(scope="module")
+def evaluation(loaded):
+    invoices, transfers = loaded
+    items = TBMLModel().fit(invoices, transfers).score(invoices, transfers).items
+    return items, compare(items, invoices)["methods"]
+
+
+def test_beats_both_baselines_overall(evaluation):
+    _, methods = evaluation
+    ours = methods["tbml"]
+    # measured on this data (20,000 invoices, seed 11): 0.756 against 0.168 (IQR filter) and 0.070 (raw forest)
+    assert ours["pr_auc"] > 0.65
+    assert ours["pr_auc"] > 3 * max(methods["iqr_filter"]["pr_auc"], methods["raw_forest"]["pr_auc"])
+    assert ours["precision@1%"] > 0.85 and ours["recall@5%"] > 0.5
+
+
+def test_beats_both_baselines_on_every_typology_but_over_invoicing(evaluation):
+    _, methods = evaluation
+    ours = methods["tbml"]["per_typology"]
+    assert set(ours) == set(TYPOLOGIES)
+    for name, figures in ours.items():
+        best_baseline = max(methods[m]["per_typology"][name]["pr_auc"] for m in ("iqr_filter", "raw_forest"))
+        if name == "over_invoicing":
+            # the known gap: the raw-price IQR filter is one-sided and ignores the cheap tail where honest
+            # discounts sit; tbml judges both tails. Measured here 0.196 against 0.479.
+            assert figures["pr_auc"] > 0.15
+        else:
+            assert figures["pr_auc"] > best_baseline, name
+
+
+def test_every_alert_says_why_with_numbers(evaluation):
+    items, _ = evaluation
+    alerts = items[items["risk"] >= 30]
+    assert len(alerts) and alerts["reasons"].str.contains(r"\d").all()
+    assert alerts["suspected_typology"].isin(set(TYPOLOGIES) | {"unusual_profile"}).all()
+    top = alerts.head(100)
+    assert top["is_laundering"].mean() > 0.8
+
+
+def test_same_input_same_scores():
+    invoices, transfers = _normalised(generate(4_000, seed=21))
+    first = TBMLModel().fit(invoices, transfers).score(invoices, transfers).items
+    second = TBMLModel().fit(invoices, transfers).score(invoices, transfers).items
+    pd.testing.assert_series_equal(first["risk"], second["risk"])
+    assert first["reasons"].equals(second["reasons"])
+
+
+def test_a_fitted_model_scores_a_later_file_without_refitting():
+    data = generate(6_000, seed=22)
+    invoices, transfers = _normalised(data)
+    early = invoices["date"] < invoices["date"].quantile(0.6)
+    model = TBMLModel().fit(invoices[early].reset_index(drop=True), transfers)
+    reference = model.price_.reference_prices_.copy()
+    later = model.score(invoices[~early].reset_index(drop=True), transfers)
+    pd.testing.assert_frame_equal(model.price_.reference_prices_, reference)
+    assert (later.items["item"] == "invoice").sum() == (~early).sum()
+    assert np.isfinite(later.items["risk"]).all()
+
+
+def _normalised(data):
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as tmp:
+        write_table(data.invoices, Path(tmp) / "i.csv")
+        write_table(data.transfers, Path(tmp) / "t.csv")
+        return load_invoices(Path(tmp) / "i.csv").accepted, load_transfers(Path(tmp) / "t.csv").accepted
