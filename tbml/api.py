@@ -144,11 +144,8 @@ def score_files(
     if accepted.empty:
         raise TBMLError(f"{invoices}: no invoice line passed validation; see the quarantine file")
     started = time.perf_counter()
-    model = TBMLModel(config).fit(accepted, accepted_transfers)
-    stage("fit", started)
-    started = time.perf_counter()
-    scored = model.score(accepted, accepted_transfers)
-    stage("score", started)
+    scored = TBMLModel(config).fit_score(accepted, accepted_transfers)
+    stage("fit and score", started)
     started = time.perf_counter()
     items = scored.items
     alerts = items[items["risk"] >= config.fusion.alert_threshold]
@@ -188,4 +185,5 @@ def evaluate_files(invoices, transfers=None, *, config=None, **kwargs) -> dict:
     result = score_files(invoices, transfers, config=config, **kwargs)
     if "is_laundering" not in result.items:
         raise TBMLError(f"{invoices}: no is_laundering column: evaluation needs labelled data")
-    return compare(result.items, result.validation.results[0].accepted)
+    transfers_accepted = result.validation.results[1].accepted if len(result.validation.results) > 1 else None
+    return compare(result.items, result.validation.results[0].accepted, transfers_accepted)

@@ -79,6 +79,7 @@ class ReconciliationConfig:
 class ForestConfig:
     n_estimators: int = 200
     max_samples: int = 256
+    contamination: str | float = "auto"  # the forest's own cut; risk uses its percentile, not this cut
     random_state: int = 0
     features: tuple[str, ...] = (
         "unit_price_fence", "value_per_kg_fence", "kg_per_unit_fence", "log_value", "log_paid_ratio",

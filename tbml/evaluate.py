@@ -92,12 +92,15 @@ def metrics(is_positive, scores, value=None, typology=None, kind=None) -> dict:
     return out
 
 
-def compare(items: pd.DataFrame, invoices: pd.DataFrame) -> dict:
+def compare(items: pd.DataFrame, invoices: pd.DataFrame, transfers: pd.DataFrame | None = None) -> dict:
     """tbml against both baselines on the same items (labels in ``is_laundering`` / ``typology``).
 
-    ``items`` is the scored frame of ``TBMLModel.score`` (invoice lines first by ``invoice_id``, then
-    unmatched transfers); ``invoices`` the normalised invoices the baselines score.
+    ``items`` is the scored frame of ``TBMLModel.score`` (invoice lines and unmatched transfers);
+    ``invoices`` the normalised invoices the baselines score. Labelled phantom payments that tbml linked
+    to some invoice are not items, so they are added back as misses (score 0 for every method): a
+    phantom payment hidden behind a real invoice is a phantom payment not found.
     """
+    items = _with_hidden_phantoms(items, transfers)
     y = items["is_laundering"].fillna(False).astype(bool).to_numpy()
     typology = items["typology"].fillna("").to_numpy(dtype=object)
     value = items["reporting_value"].to_numpy(dtype=float)
@@ -115,6 +118,19 @@ def compare(items: pd.DataFrame, invoices: pd.DataFrame) -> dict:
               "raw_forest": on_items(raw_forest_scores(invoices))}
     kind = items["item"].to_numpy(dtype=object)
     return {"methods": {name: metrics(y, s, value, typology, kind) for name, s in scores.items()}}
+
+
+def _with_hidden_phantoms(items: pd.DataFrame, transfers: pd.DataFrame | None) -> pd.DataFrame:
+    if transfers is None or "typology" not in transfers or "transfer_id" not in items:
+        return items
+    phantom = transfers[transfers["typology"].fillna("") == "phantom_shipment"]
+    hidden = phantom[~phantom["transfer_id"].isin(items["transfer_id"].dropna())]
+    if hidden.empty:
+        return items
+    missed = pd.DataFrame({"item": "transfer", "transfer_id": hidden["transfer_id"].to_numpy(), "risk": 0.0,
+                           "is_laundering": True, "typology": "phantom_shipment",
+                           "reporting_value": hidden["reporting_amount"].to_numpy(dtype=float)})
+    return pd.concat([items, missed], ignore_index=True)
 
 
 def table(result: dict) -> str:

@@ -59,36 +59,54 @@ class TBMLModel:
     # ---- fit ---------------------------------------------------------------------------------------
 
     def fit(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None = None) -> TBMLModel:
+        self._fit(invoices, transfers, self._links(invoices, transfers))
+        return self
+
+    def fit_score(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None = None) -> Scored:
+        """``fit`` then ``score`` on the same files, building every feature once instead of twice."""
+        links = self._links(invoices, transfers)
+        items = self._fit(invoices, transfers, links)
+        return self._rank(items, self._transfer_items(transfers, links))
+
+    def _fit(self, invoices, transfers, links) -> pd.DataFrame:
         cfg = self.config
         if len(invoices) == 0:
             raise ValueError("cannot fit on 0 invoice lines")
-        self.high_risk_ = load_high_risk(cfg.reconciliation.high_risk_jurisdictions)
         self.rules_ = load_rules(cfg.reconciliation.rules)
         self.price_ = PriceDeviationDetector(reporting_currency=cfg.ingest.reporting_currency,
                                              **cfg.pricing.detector_params()).fit(invoices)
         self.kg_per_unit_ = kg_per_unit_table(invoices)
         self.typical_value_ = float(np.nanmedian(invoices["reporting_value"].to_numpy(dtype=float)))
-        items = self._invoice_items(invoices, transfers)
+        items = self._invoice_items(invoices, transfers, links)
         features = [f for f in cfg.forest.features if f in items.columns]
         self.forest_ = ForestDetector(features=features, n_estimators=cfg.forest.n_estimators,
                                       max_samples=min(cfg.forest.max_samples, len(items)),
+                                      contamination=cfg.forest.contamination,
                                       random_state=cfg.forest.random_state).fit(items)
         # the fitted lines' anomaly scores, as quantiles: a scored line's percentile is read off them
         self.forest_quantiles_ = np.quantile(self.forest_.explain(items)["forest_score"], np.linspace(0, 1, 1001))
-        return self
+        return items
 
     # ---- score -------------------------------------------------------------------------------------
 
     def score(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None = None) -> Scored:
+        """Every invoice line and unmatched transfer, ranked by risk, with reasons."""
+        links = self._links(invoices, transfers)
+        return self._rank(self._invoice_items(invoices, transfers, links), self._transfer_items(transfers, links))
+
+    def _links(self, invoices, transfers):
+        if not hasattr(self, "high_risk_"):
+            self.high_risk_ = load_high_risk(self.config.reconciliation.high_risk_jurisdictions)
+        return self._transfer_links(invoices, transfers) if transfers is not None and len(transfers) else None
+
+    def _rank(self, inv_items: pd.DataFrame, tr_items: pd.DataFrame) -> Scored:
         cfg = self.config
-        links = self._transfer_links(invoices, transfers) if transfers is not None and len(transfers) else None
-        inv_items = self._invoice_items(invoices, transfers, links)
+        inv_items = inv_items.copy()
         forest = self.forest_.explain(inv_items)
         inv_items["forest_score"] = forest["forest_score"].to_numpy()
         inv_items["forest_percentile"] = np.searchsorted(self.forest_quantiles_, forest["forest_score"].to_numpy(),
                                                          side="right") / len(self.forest_quantiles_)
         inv_items["forest_detail"] = forest["forest_detail"].to_numpy()
-        tr_items = self._transfer_items(transfers, links)
         items = pd.concat([inv_items, tr_items], ignore_index=True, sort=False)
         context = {"threshold": cfg.reconciliation.reporting_threshold, "window_days": cfg.reconciliation.structuring_window_days,
                    "reporting_currency": cfg.ingest.reporting_currency}

@@ -23,7 +23,7 @@ def loaded(tmp_path_factory, small_synthetic):
 def evaluation(loaded):
     invoices, transfers = loaded
     items = TBMLModel().fit(invoices, transfers).score(invoices, transfers).items
-    return items, compare(items, invoices)["methods"]
+    return items, compare(items, invoices, transfers)["methods"]
 
 
 def test_beats_both_baselines_overall(evaluation):
@@ -39,6 +39,7 @@ def test_beats_both_baselines_on_every_typology_but_over_invoicing(evaluation):
     _, methods = evaluation
     ours = methods["tbml"]["per_typology"]
     assert set(ours) == set(TYPOLOGIES)
+    assert ours["phantom_shipment"]["positives"] == 80  # every phantom payment, linked or not, is counted
     for name, figures in ours.items():
         best_baseline = max(methods[m]["per_typology"][name]["pr_auc"] for m in ("iqr_filter", "raw_forest"))
         if name == "over_invoicing":
@@ -64,6 +65,8 @@ def test_same_input_same_scores():
     second = TBMLModel().fit(invoices, transfers).score(invoices, transfers).items
     pd.testing.assert_series_equal(first["risk"], second["risk"])
     assert first["reasons"].equals(second["reasons"])
+    once = TBMLModel().fit_score(invoices, transfers).items  # the one-pass path gives the same answer
+    pd.testing.assert_frame_equal(once, first)
 
 
 def test_a_fitted_model_scores_a_later_file_without_refitting():

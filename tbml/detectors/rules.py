@@ -36,6 +36,7 @@ CONDITIONS = {
                                  lambda f, p: f["payer_outside_corridor"] | _col(f, "payee_outside_corridor", False)),
     "structuring": (("structuring_count",), lambda f, p: f["structuring_count"] >= p["min_payments"]),
     "cash_or_exchange_house": (("cash_like",), lambda f, p: f["cash_like"]),
+    "round_amount": (("round_amount",), lambda f, p: f["round_amount"] & (f["item"] == "transfer")),
     "high_risk_jurisdiction": (("high_risk_country",), lambda f, p: f["high_risk_country"]),
     "unrelated_goods": (("chapter_prior_share", "prior_lines"),
                         lambda f, p: (f["chapter_prior_share"] == 0) & (f["prior_lines"] >= p["min_history"])),
