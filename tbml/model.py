@@ -11,6 +11,7 @@ the scored file's own links between its invoices and transfers.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,7 +85,7 @@ class TBMLModel:
                                       contamination=cfg.forest.contamination,
                                       random_state=cfg.forest.random_state).fit(items)
         # the fitted lines' anomaly scores, as quantiles: a scored line's percentile is read off them
-        self.forest_quantiles_ = np.quantile(self.forest_.explain(items)["forest_score"], np.linspace(0, 1, 1001))
+        self.forest_quantiles_ = np.quantile(-self.forest_.score_samples(items), np.linspace(0, 1, 1001))
         return items
 
     # ---- score -------------------------------------------------------------------------------------
@@ -102,11 +103,12 @@ class TBMLModel:
     def _rank(self, inv_items: pd.DataFrame, tr_items: pd.DataFrame) -> Scored:
         cfg = self.config
         inv_items = inv_items.copy()
-        forest = self.forest_.explain(inv_items)
-        inv_items["forest_score"] = forest["forest_score"].to_numpy()
-        inv_items["forest_percentile"] = np.searchsorted(self.forest_quantiles_, forest["forest_score"].to_numpy(),
-                                                         side="right") / len(self.forest_quantiles_)
-        inv_items["forest_detail"] = forest["forest_detail"].to_numpy()
+        strangeness = -self.forest_.score_samples(inv_items)
+        percentile = np.searchsorted(self.forest_quantiles_, strangeness, side="right") / len(self.forest_quantiles_)
+        # words only for the lines the forest's evidence counts for
+        inv_items["forest_score"] = strangeness
+        inv_items["forest_percentile"] = percentile
+        inv_items["forest_detail"] = self.forest_.describe(inv_items, rows=percentile > cfg.fusion.forest_from_percentile)
         items = pd.concat([inv_items, tr_items], ignore_index=True, sort=False)
         context = {"threshold": cfg.reconciliation.reporting_threshold, "window_days": cfg.reconciliation.structuring_window_days,
                    "reporting_currency": cfg.ingest.reporting_currency}
@@ -138,7 +140,9 @@ class TBMLModel:
         typologies["forest"] = pd.Series("unusual_profile", index=items.index)
         weight = {"high": cfg.fusion.high, "medium": cfg.fusion.medium, "low": cfg.fusion.low}
         any_hit = np.flatnonzero(hits.to_numpy().any(axis=1)) if len(hits.columns) else np.empty(0, int)
-        records = dict(zip(any_hit, items.iloc[any_hit].to_dict("records")))  # only the rows a rule speaks of
+        # only the rows a rule speaks of, and only the columns its sentences name
+        fields = [c for c in _template_fields(self.rules_) if c in items.columns]
+        records = dict(zip(any_hit, items.iloc[any_hit][fields].to_dict("records")))
         for rule in self.rules_:
             if rule.name not in hits:
                 continue
@@ -154,8 +158,10 @@ class TBMLModel:
         reasons, typology = ranked_reasons(frame, texts, typologies)
         items["reasons"] = reasons
         items["suspected_typology"] = typology
-        items["rules_hit"] = [",".join(r for r in hits.columns[row]) for row in hits.to_numpy()] if len(hits.columns) \
-            else ""
+        hit_names = np.full(len(items), "", dtype=object)
+        for name in hits.columns:
+            hit_names = hit_names + np.where(hits[name].to_numpy(), name + ",", "")
+        items["rules_hit"] = pd.Series(hit_names, index=items.index).str.rstrip(",")
         items = items.sort_values(["risk", "fence_distance"], ascending=[False, False], kind="stable",
                                   key=lambda s: s.abs() if s.name == "fence_distance" else s)
         items.insert(0, "rank", np.arange(1, len(items) + 1))
@@ -208,6 +214,14 @@ class TBMLModel:
         items["item"] = "transfer"
         items["reporting_value"] = items["reporting_amount"]
         return items
+
+
+def _template_fields(rules) -> set[str]:
+    """Every column name a rule's sentence uses."""
+    fields = set()
+    for rule in rules:
+        fields |= {name for _, name, _, _ in string.Formatter().parse(rule.reason) if name}
+    return fields
 
 
 def _third_parties(invoices, transfers, tf, links) -> pd.DataFrame:

@@ -67,17 +67,21 @@ class ForestDetector(BaseDetector):
         return float(self.forest_.offset_)
 
     def explain(self, X, top: int = 3) -> pd.DataFrame:
-        """Per row: anomaly score, its percentile among the training rows, and the ``top`` features furthest
-        from typical as text."""
+        """Per row: anomaly score (higher = stranger) and the ``top`` features furthest from typical."""
+        X = self._validate(X, reset=False)
+        return pd.DataFrame({"forest_score": -self._score_samples(X), "forest_detail": self.describe(X, top=top)},
+                            index=X.index if isinstance(X, pd.DataFrame) else None)
+
+    def describe(self, X, rows=None, top: int = 3) -> np.ndarray:
+        """For the rows selected by the boolean mask ``rows`` (default all), the ``top`` features furthest
+        from typical as text: "paid_ratio 2.1 (typical 1)"; other rows get ""."""
         X = self._validate(X, reset=False)
         scaled = self._matrix(X)
-        scores = self._score_samples(X)
-        far = np.argsort(-np.abs(scaled), axis=1)[:, :top]
         raw = X[list(self.features_)].astype(float).to_numpy() if isinstance(X, pd.DataFrame) else np.asarray(X, float)
-        texts = []
-        for i, cols in enumerate(far):
-            parts = [f"{self.features_[c]} {raw[i, c]:.3g} (typical {self.center_[c]:.3g})" for c in cols
-                     if abs(scaled[i, c]) >= 1.5]
-            texts.append("; ".join(parts))
-        return pd.DataFrame({"forest_score": -scores, "forest_detail": texts},
-                            index=X.index if isinstance(X, pd.DataFrame) else None)
+        texts = np.full(len(scaled), "", dtype=object)
+        rows = np.arange(len(scaled)) if rows is None else np.flatnonzero(rows)
+        far = np.argsort(-np.abs(scaled[rows]), axis=1)[:, :top]
+        for i, cols in zip(rows, far):
+            texts[i] = "; ".join(f"{self.features_[c]} {raw[i, c]:.3g} (typical {self.center_[c]:.3g})"
+                                 for c in cols if abs(scaled[i, c]) >= 1.5)
+        return texts

@@ -50,10 +50,12 @@ def ranked_reasons(components: pd.DataFrame, texts: dict[str, pd.Series], typolo
     """Per item: its ``top`` reasons joined by ' | ', strongest first, and the strongest component's typology."""
     values = components.to_numpy(dtype=float)
     names = list(components.columns)
+    text = {name: texts[name].astype(object).to_numpy() for name in names}  # plain arrays: fast per element
+    kind = {name: typologies[name].astype(object).to_numpy() for name in names}
     order = np.argsort(-values, axis=1, kind="stable")[:, :top]
-    reasons, typology = [], []
-    for i, cols in enumerate(order):
-        chosen = [names[c] for c in cols if values[i, c] > 0]
-        reasons.append(" | ".join(str(texts[name].iat[i]) for name in chosen))
-        typology.append(str(typologies[chosen[0]].iat[i]) if chosen else "")
+    reasons, typology = [""] * len(values), [""] * len(values)
+    for i in np.flatnonzero(values.max(axis=1, initial=0.0) > 0):
+        chosen = [names[c] for c in order[i] if values[i, c] > 0]
+        reasons[i] = " | ".join(str(text[name][i]) for name in chosen)
+        typology[i] = str(kind[chosen[0]][i])
     return reasons, typology
