@@ -105,9 +105,9 @@ class TBMLModel:
         inv_items = inv_items.copy()
         strangeness = -self.forest_.score_samples(inv_items)
         percentile = np.searchsorted(self.forest_quantiles_, strangeness, side="right") / len(self.forest_quantiles_)
-        # words only for the lines the forest's evidence counts for
         inv_items["forest_score"] = strangeness
         inv_items["forest_percentile"] = percentile
+        # words only for the lines the forest's evidence counts for
         inv_items["forest_detail"] = self.forest_.describe(inv_items, rows=percentile > cfg.fusion.forest_from_percentile)
         items = pd.concat([inv_items, tr_items], ignore_index=True, sort=False)
         context = {"threshold": cfg.reconciliation.reporting_threshold, "window_days": cfg.reconciliation.structuring_window_days,

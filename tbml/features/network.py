@@ -1,13 +1,14 @@
 """Goods going round: circular trade among related traders, and round trips to the country of origin.
 
-A cycle is a ring of 2 to ``max_length`` traders through which the same goods (same HS6) pass in date
-order, A -> B -> ... -> A, all within ``window_days`` of the first leg. The search is a depth-bounded DFS
-per HS6, after pruning every trader that does not both buy and sell that HS6 (nobody else can be on a
-ring); it starts from every trader, since a ring's first leg in time can start anywhere, and keeps each set
-of legs once. Work grows with the edges left after pruning,
-times the branching up to ``max_length``, and is capped per HS6 at ``max_paths`` partial paths; in trade
-data the pruned graphs are small, so the search is close to linear in the number of lines (see the
-benchmark in the README).
+A ring is 2 to ``max_length`` distinct traders through which the same goods (same HS6) pass, A -> B ->
+... -> A, within one time window. Windows are ``window_days`` long and start every ``window_days / 2``, so
+any ring whose legs fall within half a window of each other is seen whole in some window.
+
+In each window and HS6, invoices collapse to distinct trading pairs (a pair's fifty invoices are one edge),
+and every trader who only buys or only sells there is pruned, repeatedly, for all windows and codes at
+once (nobody else can be on a ring). A depth-bounded search then runs from each remaining trader over
+partners larger than itself, so each ring is found once. Work depends on the distinct pairs left after
+pruning, not on the number of invoices; ``max_paths`` caps the search per window and code all the same.
 """
 
 from __future__ import annotations
@@ -21,29 +22,14 @@ from tbml.features.windows import day_number
 
 
 def cycle_features(invoices: pd.DataFrame, max_length: int = 5, window_days: int = 180,
-                   max_paths: int = 200_000) -> pd.DataFrame:
+                   max_paths: int = 100_000) -> pd.DataFrame:
     """Per line: ``cycle_length`` (shortest ring it is a leg of, 0 if none), ``cycle_id`` and
-    ``round_trip`` (the goods arrive back in their country of origin)."""
+    ``round_trip`` (the goods arrive back in their country of origin from elsewhere)."""
     n = len(invoices)
     length = np.zeros(n, np.int64)
     cycle_id = np.full(n, "", dtype=object)
     if "exporter_id" in invoices and n:
-        edges = pd.DataFrame({
-            "hs6": invoices["hs6"].astype(str).to_numpy(),
-            "seller": invoices["exporter_id"].astype(str).to_numpy(),
-            "buyer": invoices["importer_id"].astype(str).to_numpy(),
-            "day": day_number(invoices["date"]),
-            "row": np.arange(n),
-        })
-        if "declaration_side" in invoices:  # one declaration per movement: the import side
-            edges = edges[(invoices["declaration_side"].astype("string").fillna("") != "export").to_numpy()]
-        for hs6, group in edges.groupby("hs6", sort=False):
-            group = _prune(group)
-            if len(group) >= 2:
-                for ring_rows, ring_len, ring_name in _rings(group, max_length, window_days, max_paths):
-                    better = (length[ring_rows] == 0) | (length[ring_rows] > ring_len)
-                    length[ring_rows[better]] = ring_len
-                    cycle_id[ring_rows[better]] = f"{hs6}:{ring_name}"
+        _mark_rings(invoices, max_length, window_days, max_paths, length, cycle_id)
     origin = invoices["origin_country"].astype("string") if "origin_country" in invoices else None
     round_trip = (np.zeros(n, dtype=bool) if origin is None else
                   (origin.notna() & (origin == invoices["importer_country"].astype("string"))
@@ -52,39 +38,71 @@ def cycle_features(invoices: pd.DataFrame, max_length: int = 5, window_days: int
                         index=invoices.index)
 
 
+def _mark_rings(invoices, max_length, window_days, max_paths, length, cycle_id) -> None:
+    keep = invoices["exporter_id"].notna().to_numpy().copy()
+    if "declaration_side" in invoices:  # one declaration per movement: the import side
+        keep &= (invoices["declaration_side"].astype("string").fillna("") != "export").to_numpy()
+    rows = np.flatnonzero(keep)
+    if not len(rows):
+        return
+    day = day_number(invoices["date"])[rows]
+    step = max(1, window_days // 2)
+    bucket = (day - day.min()) // step
+    lines = pd.DataFrame({
+        "hs6": invoices["hs6"].astype(str).to_numpy()[rows],
+        "seller": invoices["exporter_id"].astype(str).to_numpy()[rows],
+        "buyer": invoices["importer_id"].astype(str).to_numpy()[rows],
+        "row": rows,
+    })
+    # each line belongs to the window starting at its bucket and to the one starting a bucket earlier
+    lines = pd.concat([lines.assign(window=bucket), lines.assign(window=bucket - 1)], ignore_index=True)
+    lines = lines[lines["seller"] != lines["buyer"]]
+    edges = _prune(lines[["window", "hs6", "seller", "buyer"]].drop_duplicates())
+    if edges.empty:
+        return
+    rings: dict[tuple, tuple[int, str]] = {}  # (window, hs6, seller, buyer) -> (shortest ring, its name)
+    for (window, hs6), group in edges.groupby(["window", "hs6"], sort=False):
+        for ring in _rings(group, max_length, max_paths):
+            name = f"{hs6}:" + "-".join(sorted(ring))
+            for seller, buyer in zip(ring, ring[1:] + ring[:1]):
+                key = (window, hs6, seller, buyer)
+                if key not in rings or rings[key][0] > len(ring):
+                    rings[key] = (len(ring), name)
+    found = pd.DataFrame([(*k, v[0], v[1]) for k, v in rings.items()],
+                         columns=["window", "hs6", "seller", "buyer", "ring_length", "ring_name"])
+    hit = lines.merge(found, on=["window", "hs6", "seller", "buyer"], how="inner")
+    hit = hit.sort_values("ring_length", kind="stable").drop_duplicates("row")
+    length[hit["row"].to_numpy()] = hit["ring_length"].to_numpy()
+    cycle_id[hit["row"].to_numpy()] = hit["ring_name"].to_numpy()
+
+
 def _prune(edges: pd.DataFrame) -> pd.DataFrame:
-    """Drop, until none is left, every edge touching a trader who only buys or only sells this HS6."""
+    """Drop, until none is left, every edge touching a trader who only buys or only sells in its window
+    and HS6; all windows and codes at once."""
     while len(edges):
-        sellers, buyers = set(edges["seller"]), set(edges["buyer"])
-        both = sellers & buyers
-        keep = edges["seller"].isin(both).to_numpy() & edges["buyer"].isin(both).to_numpy()
+        place = edges["window"].astype(str) + "|" + edges["hs6"]
+        sells = place + "|" + edges["seller"]
+        buys = place + "|" + edges["buyer"]
+        keep = sells.isin(set(buys)).to_numpy() & buys.isin(set(sells)).to_numpy()
         if keep.all():
             break
         edges = edges[keep]
     return edges
 
 
-def _rings(edges: pd.DataFrame, max_length: int, window: int, max_paths: int):
-    """Yield (rows, length, name) for each time-ordered ring, each set of legs once."""
-    out_edges: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-    for seller, buyer, day, row in zip(edges["seller"], edges["buyer"], edges["day"], edges["row"]):
-        if seller != buyer:
-            out_edges[seller].append((buyer, int(day), int(row)))
+def _rings(edges: pd.DataFrame, max_length: int, max_paths: int):
+    """Yield each simple ring (a tuple of traders, smallest first) of 2..max_length traders, once."""
+    partners: dict[str, list[str]] = defaultdict(list)
+    for seller, buyer in zip(edges["seller"], edges["buyer"]):
+        partners[seller].append(buyer)
     budget = max_paths
-    seen: set[frozenset[int]] = set()
-    for start in sorted(out_edges):
-        # stack of (node, first_day, last_day, visited traders, rows so far)
-        stack = [(nxt, day, day, (start, nxt), (row,)) for nxt, day, row in out_edges[start]]
+    for start in sorted(partners):
+        stack = [(start, (start,))]
         while stack and budget > 0:
-            node, first, last, visited, rows = stack.pop()
+            node, path = stack.pop()
             budget -= 1
-            for nxt, day, row in out_edges.get(node, ()):
-                if day < last or day - first > window:
-                    continue
-                if nxt == start:
-                    legs = frozenset(rows + (row,))
-                    if legs not in seen:
-                        seen.add(legs)
-                        yield np.array(rows + (row,)), len(visited), "-".join(sorted(visited))
-                elif len(visited) < max_length and nxt not in visited:
-                    stack.append((nxt, first, day, visited + (nxt,), rows + (row,)))
+            for nxt in partners.get(node, ()):
+                if nxt == start and len(path) >= 2:
+                    yield path
+                elif nxt > start and nxt not in path and len(path) < max_length:
+                    stack.append((nxt, path + (nxt,)))
