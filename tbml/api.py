@@ -18,6 +18,7 @@ from tbml.errors import TBMLError
 from tbml.evaluate import compare
 from tbml.model import TBMLModel
 from tbml.rollup import entity_rollup, network_rollup
+from tbml import registry
 from tbml.fx import FxTable
 from tbml.ingest import LoadResult, load_table
 from tbml.io import write_json, write_table
@@ -114,11 +115,14 @@ def score_files(
     out_dir: str | Path | None = None,
     strict: bool = False,
     reference_prices: str | Path | None = None,
+    model: str | None = None,
     progress: Callable[[str], None] | None = None,
     **read_overrides,
 ) -> Scoring:
-    """Validate the files, fit the whole chain on them (peer prices and profiles from the file itself, so
-    no trained model is needed), score every invoice line and unmatched transfer, and roll the alerts up.
+    """Validate the files, score every invoice line and unmatched transfer, and roll the alerts up.
+
+    With ``model`` (``models:/tbml@champion``, a run or a saved folder) the trained chain scores the files;
+    without one, the chain is fitted on the files themselves (peer prices and profiles from the file).
 
     Writes to ``out_dir``, each atomically: alerts.csv and alerts.parquet (ranked, with reasons),
     items.parquet (everything scored), entities.csv, networks.csv, quarantine_*.csv, manifest.json.
@@ -144,8 +148,15 @@ def score_files(
     if accepted.empty:
         raise TBMLError(f"{invoices}: no invoice line passed validation; see the quarantine file")
     started = time.perf_counter()
-    scored = TBMLModel(config).fit_score(accepted, accepted_transfers)
-    stage("fit and score", started)
+    if model is not None:
+        trained = registry.load(model)
+        stage("load model", started)
+        started = time.perf_counter()
+        scored = trained.score(accepted, accepted_transfers)
+        stage("score", started)
+    else:
+        scored = TBMLModel(config).fit_score(accepted, accepted_transfers)
+        stage("fit and score", started)
     started = time.perf_counter()
     items = scored.items
     alerts = items[items["risk"] >= config.fusion.alert_threshold]
@@ -157,6 +168,7 @@ def score_files(
                                "transfers_unmatched": int((items["item"] == "transfer").sum()),
                                "transfers_settling_invoices": int(len(accepted_transfers) - (items["item"] == "transfer").sum())
                                if accepted_transfers is not None else 0}
+    manifest["model"] = model or "fitted on the input"
     manifest["alerts"] = int(len(alerts))
     manifest["alert_threshold"] = config.fusion.alert_threshold
     manifest["rules_skipped_for_missing_columns"] = scored.skipped_rules
@@ -178,6 +190,49 @@ def score_files(
         manifest["seconds"] = timings
         outputs["manifest"] = write_json(manifest, out_dir / "manifest.json")
     return Scoring(alerts, items, entities, networks, validation, manifest, outputs)
+
+
+def train_files(invoices, transfers=None, *, config=None, name: str = registry.DEFAULT_NAME,
+                alias: str = "challenger", experiment: str = "tbml", mapping=None, transfers_mapping=None,
+                **read_overrides) -> dict:
+    """Fit the chain on the files and register it in MLflow: config as params, data fingerprints as tags,
+    evaluation metrics when the files are labelled (score distribution otherwise), the reference tables
+    as Parquet, and the model as a new version of ``name`` tagged ``alias``."""
+    config = config if isinstance(config, Config) else load_config(config)
+    validation = validate_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
+                                config=config, **read_overrides)
+    accepted = validation.results[0].accepted
+    accepted_transfers = validation.results[1].accepted if len(validation.results) > 1 else None
+    started = time.perf_counter()
+    model = TBMLModel(config)
+    scored = model.fit_score(accepted, accepted_transfers)
+    fit_seconds = time.perf_counter() - started
+    items = scored.items
+    metrics = {"fit_seconds": round(fit_seconds, 3), "alert_rate": float((items["risk"] >= config.fusion.alert_threshold).mean())}
+    metrics |= {f"risk_p{q}": float(items["risk"].quantile(q / 100)) for q in (50, 90, 99)}
+    if "is_laundering" in items:
+        figures = compare(items, accepted, accepted_transfers)["methods"]["tbml"]
+        metrics |= {k.replace("@", "_at_").replace("%", "pct"): v for k, v in figures.items()
+                    if isinstance(v, float)}
+    tags = {}
+    for result in validation.results:
+        s = result.stats
+        tags |= {f"{s['kind']}_sha256": s["sha256"], f"{s['kind']}_rows": str(s["rows_accepted"]),
+                 f"{s['kind']}_date_range": " to ".join(s.get("date_range", []))}
+    params = _flatten(config.to_dict())
+    info = registry.log_model(model, accepted.head(50), name=name, alias=alias, metrics=metrics,
+                              params=params, tags=tags, experiment=experiment)
+    return info | {"metrics": metrics, "rows": int(len(accepted))}
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = str(value)[:500]  # MLflow caps a param's length
+    return out
 
 
 def evaluate_files(invoices, transfers=None, *, config=None, **kwargs) -> dict:

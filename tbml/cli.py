@@ -11,6 +11,7 @@ import tbml
 from tbml import api
 from tbml.errors import TBMLError
 from tbml.evaluate import table
+from tbml import registry
 from tbml.synth import TYPOLOGIES
 
 
@@ -39,6 +40,21 @@ _read_options = [
 
 def read_options(func):
     for option in reversed(_read_options):
+        func = option(func)
+    return func
+
+
+_inputs = [
+    click.argument("invoices", type=click.Path(dir_okay=False)),
+    click.option("--transfers", type=click.Path(dir_okay=False), help="Transfers (wires, LCs, ...) paying the invoices."),
+    click.option("--mapping", type=click.Path(dir_okay=False), help="Column mapping YAML for the invoices."),
+    click.option("--transfers-mapping", type=click.Path(dir_okay=False), help="Column mapping YAML for the transfers."),
+    click.option("--config", type=click.Path(dir_okay=False), help="Config YAML (see configs/default.yaml)."),
+]
+
+
+def _input_options(func):
+    for option in reversed(_inputs):
         func = option(func)
     return func
 
@@ -77,11 +93,7 @@ def generate(out_dir, n_invoices, seed, laundering_rate, typologies, mirror_shar
 
 
 @cli.command()
-@click.argument("invoices", type=click.Path(dir_okay=False))
-@click.option("--transfers", type=click.Path(dir_okay=False), help="Transfers file to check as well.")
-@click.option("--mapping", type=click.Path(dir_okay=False), help="Column mapping YAML for the invoices.")
-@click.option("--transfers-mapping", type=click.Path(dir_okay=False), help="Column mapping YAML for the transfers.")
-@click.option("--config", type=click.Path(dir_okay=False), help="Config YAML (see configs/default.yaml).")
+@_input_options
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="tbml-validate",
               show_default=True, help="Where quarantined rows and the manifest go.")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) if any row is quarantined.")
@@ -113,26 +125,20 @@ def validate(invoices, transfers, mapping, transfers_mapping, config, out_dir, s
 
 
 def _score_options(func):
-    options = [
-        click.argument("invoices", type=click.Path(dir_okay=False)),
-        click.option("--transfers", type=click.Path(dir_okay=False), help="Transfers (wires, LCs, ...) paying the invoices."),
-        click.option("--mapping", type=click.Path(dir_okay=False), help="Column mapping YAML for the invoices."),
-        click.option("--transfers-mapping", type=click.Path(dir_okay=False), help="Column mapping YAML for the transfers."),
-        click.option("--config", type=click.Path(dir_okay=False), help="Config YAML (see configs/default.yaml)."),
-        click.option("--reference-prices", type=click.Path(dir_okay=False),
-                     help="External unit values (CSV/Parquet) for goods your file has too few lines of."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return read_options(func)
+    func = click.option("--reference-prices", type=click.Path(dir_okay=False),
+                        help="External unit values (CSV/Parquet) for goods your file has too few lines of.")(func)
+    return _input_options(read_options(func))
 
 
 @cli.command()
 @_score_options
+@click.option("--model", default=None, help="A trained model: models:/tbml@champion, models:/tbml/3, or a "
+              "saved folder. Without it the chain is fitted on the input itself.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="tbml-out", show_default=True)
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Alerts to print.")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) if any row is quarantined.")
-def score(invoices, transfers, mapping, transfers_mapping, config, reference_prices, out_dir, top, strict, **read):
+def score(invoices, transfers, mapping, transfers_mapping, config, reference_prices, model, out_dir, top, strict,
+          **read):
     """Rank invoice lines and payments by laundering risk (0-100), each with its reasons.
 
     No trained model is needed: peer prices and trader profiles come from the files themselves. Writes
@@ -143,9 +149,11 @@ def score(invoices, transfers, mapping, transfers_mapping, config, reference_pri
     Example:
       tbml score invoices.csv --transfers transfers.csv -o alerts/
       tbml score declarations.csv --mapping configs/mappings/customs_import_declarations.yaml
+      tbml score today.csv --transfers wires.csv --model models:/tbml@champion
     """
     result = api.score_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                              config=config, out_dir=out_dir, strict=strict, reference_prices=reference_prices,
+                             model=model,
                              progress=lambda line: click.echo(f"  {line}", err=True), **read)
     m = result.manifest
     for s in m["inputs"]:
@@ -176,6 +184,84 @@ def evaluate(invoices, transfers, mapping, transfers_mapping, config, reference_
     result = api.evaluate_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                                 config=config, reference_prices=reference_prices, **read)
     click.echo(json.dumps(result) if as_json else table(result))
+
+
+@cli.command()
+@_input_options
+@click.option("--name", default="tbml", show_default=True, help="Registered model name.")
+@click.option("--alias", default="challenger", show_default=True, help="Alias the new version gets.")
+@click.option("--experiment", default="tbml", show_default=True, help="MLflow experiment for the run.")
+@read_options
+def train(invoices, transfers, mapping, transfers_mapping, config, name, alias, experiment, **read):
+    """Fit the whole chain on reference files and register it in MLflow as a new version.
+
+    The run records the config, data fingerprints (sha256, rows, dates), metrics (evaluation figures
+    when the files are labelled) and the reference tables. Tracking: MLFLOW_TRACKING_URI, else
+    mlflow.db in this folder.
+
+    \b
+    Example:
+      tbml train reference/invoices.csv --transfers reference/transfers.csv
+      tbml models promote tbml 1
+    """
+    info = api.train_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
+                           config=config, name=name, alias=alias, experiment=experiment, **read)
+    click.echo(f"registered {info['name']} version {info['version']} as @{info['alias']} "
+               f"(run {info['run_id']}, {info['rows']:,} invoice lines)")
+    pr = info["metrics"].get("pr_auc")
+    if pr is not None:
+        click.echo(f"PR-AUC on the training files: {pr:.3f}")
+    click.echo(f"score with: tbml score FILE --model models:/{info['name']}@{info['alias']}")
+
+
+@cli.group()
+def models():
+    """Registered tbml models: list them, show one, promote a version.
+
+    \b
+    Example:
+      tbml models list
+      tbml models show tbml
+      tbml models promote tbml 2 --alias champion
+    """
+
+
+@models.command("list")
+def models_list():
+    """Every registered model version with its aliases.
+
+    \b
+    Example:
+      tbml models list
+    """
+    click.echo(registry.list_models().to_string(index=False))
+
+
+@models.command("show")
+@click.argument("name")
+def models_show(name):
+    """The versions of NAME with their aliases and their runs' metrics.
+
+    \b
+    Example:
+      tbml models show tbml
+    """
+    click.echo(registry.show_model(name).to_string(index=False))
+
+
+@models.command("promote")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--alias", default="champion", show_default=True)
+def models_promote(name, version, alias):
+    """Point ALIAS (default champion) at VERSION of NAME.
+
+    \b
+    Example:
+      tbml models promote tbml 2
+    """
+    registry.promote(name, version, alias)
+    click.echo(f"{name}@{alias} -> version {version}")
 
 
 def main() -> None:

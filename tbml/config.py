@@ -124,6 +124,11 @@ def load_config(path: str | Path | None = None) -> Config:
     return _build(Config, read_yaml(path, ConfigError, "config"), str(path))
 
 
+def config_from_dict(data: dict, where: str = "config") -> Config:
+    """A ``Config`` from a plain dict (as written by ``Config.to_dict``), checked like a YAML file."""
+    return _build(Config, data, where)
+
+
 def _build(cls: type, data: Any, where: str):
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")

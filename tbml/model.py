@@ -88,6 +88,16 @@ class TBMLModel:
         self.forest_quantiles_ = np.quantile(-self.forest_.score_samples(items), np.linspace(0, 1, 1001))
         return items
 
+    def save(self, folder) -> None:
+        """Write the fitted chain to ``folder`` (see ``tbml.persist``: Parquet, JSON, skops; no pickle)."""
+        from tbml.persist import save_model
+        save_model(self, folder)
+
+    @classmethod
+    def load(cls, folder) -> TBMLModel:
+        from tbml.persist import load_model
+        return load_model(folder)
+
     # ---- score -------------------------------------------------------------------------------------
 
     def score(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None = None) -> Scored:

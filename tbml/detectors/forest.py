@@ -29,12 +29,14 @@ class ForestDetector(BaseDetector):
         self.random_state = random_state
 
     def _accepts_frame(self, X: pd.DataFrame) -> bool:
+        # a frame with some of the features is scored, the others read as typical (a file without
+        # transfers has no payment features); a frame with none of them is not this detector's input
         needed = getattr(self, "features_", None) or self.features
-        return needed is None or set(needed) <= set(X.columns)
+        return needed is None or bool(set(needed) & set(X.columns))
 
     def _matrix(self, X) -> np.ndarray:
         if isinstance(X, pd.DataFrame):
-            values = X[list(self.features_)].astype(float).to_numpy()
+            values = X.reindex(columns=list(self.features_)).astype(float).to_numpy()
         else:
             values = np.asarray(X, dtype=float)
         scaled = (values - self.center_) / self.scale_
@@ -77,7 +79,8 @@ class ForestDetector(BaseDetector):
         from typical as text: "paid_ratio 2.1 (typical 1)"; other rows get ""."""
         X = self._validate(X, reset=False)
         scaled = self._matrix(X)
-        raw = X[list(self.features_)].astype(float).to_numpy() if isinstance(X, pd.DataFrame) else np.asarray(X, float)
+        raw = (X.reindex(columns=list(self.features_)).astype(float).to_numpy() if isinstance(X, pd.DataFrame)
+               else np.asarray(X, float))
         texts = np.full(len(scaled), "", dtype=object)
         rows = np.arange(len(scaled)) if rows is None else np.flatnonzero(rows)
         far = np.argsort(-np.abs(scaled[rows]), axis=1)[:, :top]

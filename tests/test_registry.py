@@ -1,0 +1,106 @@
+"""Saving and loading the fitted chain, and the MLflow lifecycle: train, register, alias, load anywhere."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from tbml.cli import cli
+from tbml.errors import TBMLError
+from tbml.ingest import load_invoices, load_transfers
+from tbml.io import write_table
+from tbml.model import TBMLModel
+from tbml.persist import load_model
+from tbml.synth import generate
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reg")
+    data = generate(3_000, seed=31, laundering_rate=0.05)
+    write_table(data.invoices, folder / "invoices.csv")
+    write_table(data.transfers, folder / "transfers.csv")
+    return folder
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A private MLflow store: SQLite file and artifacts under tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    return tmp_path
+
+
+def _loaded(files):
+    return load_invoices(files / "invoices.csv").accepted, load_transfers(files / "transfers.csv").accepted
+
+
+def test_save_and_load_give_the_same_scores_without_pickle(files, tmp_path):
+    invoices, transfers = _loaded(files)
+    model = TBMLModel().fit(invoices, transfers)
+    model.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "forest.skops", "high_risk.json", "kg_per_unit.parquet", "model.json", "price_reference.parquet", "rules.yaml"]
+    again = load_model(tmp_path / "m")
+    pd.testing.assert_frame_equal(model.score(invoices, transfers).items, again.score(invoices, transfers).items)
+    with pytest.raises(TBMLError, match="folder is not empty"):
+        model.save(tmp_path / "m")
+    with pytest.raises(TBMLError, match="not a saved tbml model"):
+        load_model(files)
+
+
+def test_train_register_promote_and_score_by_alias(files, store):
+    runner = CliRunner()
+    trained = runner.invoke(cli, ["train", str(files / "invoices.csv"), "--transfers", str(files / "transfers.csv")])
+    assert trained.exit_code == 0, trained.output
+    assert "registered tbml version 1 as @challenger" in trained.stdout
+    listed = runner.invoke(cli, ["models", "list"])
+    assert "challenger" in listed.stdout and "champion" not in listed.stdout
+    assert runner.invoke(cli, ["models", "promote", "tbml", "1"]).stdout.strip() == "tbml@champion -> version 1"
+    shown = runner.invoke(cli, ["models", "show", "tbml"])
+    assert "challenger,champion" in shown.stdout and "pr_auc" in shown.stdout
+
+    scored = runner.invoke(cli, ["score", str(files / "invoices.csv"), "--transfers", str(files / "transfers.csv"),
+                                 "--model", "models:/tbml@champion", "-o", str(store / "out")])
+    assert scored.exit_code == 0, scored.output
+    manifest = json.loads((store / "out" / "manifest.json").read_text())
+    assert manifest["model"] == "models:/tbml@champion" and "load model" in manifest["seconds"]
+    by_model = pd.read_parquet(store / "out" / "items.parquet")
+    invoices, transfers = _loaded(files)
+    in_process = TBMLModel().fit(invoices, transfers).score(invoices, transfers).items
+    pd.testing.assert_series_equal(by_model["risk"], in_process["risk"], check_names=False)
+    assert by_model["invoice_id"].equals(in_process["invoice_id"])
+
+
+def test_a_fresh_process_loads_by_alias_and_scores_the_same(files, store):
+    invoices, transfers = _loaded(files)
+    from tbml import registry
+    model = TBMLModel().fit(invoices, transfers)
+    registry.log_model(model, invoices.head(20), alias="champion")
+    expected = model.score(invoices, transfers).items[["invoice_id", "risk"]]
+    script = (
+        "import sys; from tbml import registry; from tbml.ingest import load_invoices, load_transfers;"
+        f"m = registry.load('models:/tbml@champion');"
+        f"items = m.score(load_invoices(r'{files / 'invoices.csv'}').accepted,"
+        f" load_transfers(r'{files / 'transfers.csv'}').accepted).items;"
+        f"items[['invoice_id', 'risk']].to_parquet(r'{store / 'fresh.parquet'}')"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=store, capture_output=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(store / "fresh.parquet"), expected)
+
+    import mlflow
+    predicted = mlflow.pyfunc.load_model("models:/tbml@champion").predict(invoices.head(200))
+    assert list(predicted.columns) == ["invoice_id", "risk", "suspected_typology", "reasons", "rules_hit"]
+    assert len(predicted) == 200
+
+
+def test_unknown_model_is_one_line_and_exit_1(files, store):
+    result = CliRunner().invoke(cli, ["score", str(files / "invoices.csv"), "--model", "models:/nope@champion",
+                                      "-o", str(store / "o")])
+    assert result.exit_code == 1
+    assert "Error: models:/nope@champion: cannot load the model" in result.output
+    result = CliRunner().invoke(cli, ["models", "promote", "tbml", "9"])
+    assert result.exit_code == 1 and "has no version 9" in result.output
