@@ -60,10 +60,11 @@ def log_model(model, example: pd.DataFrame, name: str = DEFAULT_NAME, alias: str
             mlflow.set_tags(tags)
         for table in ("price_reference.parquet", "kg_per_unit.parquet"):  # browsable beside the run
             mlflow.log_artifact(str(folder / table), artifact_path="reference_tables")
-        wrapper = TBMLPyfunc()
         output = model.score(example).items[["invoice_id", "risk", "suspected_typology", "reasons", "rules_hit"]]
         signature = mlflow.models.infer_signature(example, output)
-        info = mlflow.pyfunc.log_model(name="model", python_model=wrapper, artifacts={ARTIFACT: str(folder)},
+        # "models from code": MLflow stores tbml/mlflow_model.py and imports it on load; nothing is pickled
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name("mlflow_model.py")),
+                                       artifacts={ARTIFACT: str(folder)},
                                        signature=signature, input_example=example.head(3),
                                        pip_requirements=_requirements(), registered_model_name=name)
     version = info.registered_model_version
