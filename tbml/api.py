@@ -153,6 +153,9 @@ def score_files(
         stage("load model", started)
         started = time.perf_counter()
         scored = trained.score(accepted, accepted_transfers)
+        drifted = trained.drift(scored)
+        if drifted["drift"]:
+            say("warning: drift from the training data: " + "; ".join(drifted["reasons"]))
         stage("score", started)
     else:
         scored = TBMLModel(config).fit_score(accepted, accepted_transfers)
@@ -169,6 +172,7 @@ def score_files(
                                "transfers_settling_invoices": int(len(accepted_transfers) - (items["item"] == "transfer").sum())
                                if accepted_transfers is not None else 0}
     manifest["model"] = model or "fitted on the input"
+    manifest["drift"] = drifted if model is not None else None
     manifest["alerts"] = int(len(alerts))
     manifest["alert_threshold"] = config.fusion.alert_threshold
     manifest["rules_skipped_for_missing_columns"] = scored.skipped_rules

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from tbml import drift
 from tbml.config import Config
 from tbml.detectors.forest import ForestDetector
 from tbml.detectors.fusion import forest_component, fuse, money_component, price_component, ranked_reasons
@@ -78,6 +79,7 @@ class TBMLModel:
                                              **cfg.pricing.detector_params()).fit(invoices)
         self.kg_per_unit_ = kg_per_unit_table(invoices)
         self.typical_value_ = float(np.nanmedian(invoices["reporting_value"].to_numpy(dtype=float)))
+        self.drift_reference_ = drift.reference(invoices)
         items = self._invoice_items(invoices, transfers, links)
         features = [f for f in cfg.forest.features if f in items.columns]
         self.forest_ = ForestDetector(features=features, n_estimators=cfg.forest.n_estimators,
@@ -87,6 +89,13 @@ class TBMLModel:
         # the fitted lines' anomaly scores, as quantiles: a scored line's percentile is read off them
         self.forest_quantiles_ = np.quantile(-self.forest_.score_samples(items), np.linspace(0, 1, 1001))
         return items
+
+    def drift(self, scored: Scored) -> dict:
+        """How far the invoices behind ``scored`` moved from the training data (see ``tbml.drift``)."""
+        invoices = scored.items[scored.items["item"] == "invoice"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.log(invoices["ratio_to_median"].to_numpy(dtype=float))
+        return drift.measure(self.drift_reference_, invoices, ratio)
 
     def save(self, folder) -> None:
         """Write the fitted chain to ``folder`` (see ``tbml.persist``: Parquet, JSON, skops; no pickle)."""

@@ -49,6 +49,7 @@ def save_model(model, folder: str | Path) -> Path:
         "tbml_version": tbml.__version__,
         "config": model.config.to_dict(),
         "typical_value": model.typical_value_,
+        "drift_reference": model.drift_reference_,
         "forest_quantiles": model.forest_quantiles_.tolist(),
         "price": {"params": {k: v for k, v in price.get_params().items() if k != "reference_prices"},
                   "min_group_size": price.min_group_size_, "levels": [list(level) for level in price.levels_],
@@ -80,6 +81,7 @@ def load_model(folder: str | Path):
     model.rules_ = load_rules(folder / "rules.yaml")
     model.high_risk_ = frozenset(json.loads((folder / "high_risk.json").read_text()))
     model.typical_value_ = state["typical_value"]
+    model.drift_reference_ = state["drift_reference"]
     model.forest_quantiles_ = np.asarray(state["forest_quantiles"])
     model.kg_per_unit_ = pd.read_parquet(folder / "kg_per_unit.parquet")
 

@@ -68,6 +68,7 @@ def test_train_register_promote_and_score_by_alias(files, store):
     assert scored.exit_code == 0, scored.output
     manifest = json.loads((store / "out" / "manifest.json").read_text())
     assert manifest["model"] == "models:/tbml@champion" and "load model" in manifest["seconds"]
+    assert manifest["drift"]["drift"] is False and manifest["drift"]["psi_hs2"] < 0.01  # scored its own training files
     by_model = pd.read_parquet(store / "out" / "items.parquet")
     invoices, transfers = _loaded(files)
     in_process = TBMLModel().fit(invoices, transfers).score(invoices, transfers).items
@@ -104,3 +105,21 @@ def test_unknown_model_is_one_line_and_exit_1(files, store):
     assert "Error: models:/nope@champion: cannot load the model" in result.output
     result = CliRunner().invoke(cli, ["models", "promote", "tbml", "9"])
     assert result.exit_code == 1 and "has no version 9" in result.output
+
+
+def test_drift_is_measured_and_recorded_when_scoring_with_a_model(files, tmp_path):
+    from tbml import drift
+    invoices, transfers = _loaded(files)
+    model = TBMLModel().fit(invoices, transfers)
+    same = model.drift(model.score(invoices, transfers))
+    assert not same["drift"] and same["psi_hs2"] < 0.01 and abs(same["price_shift"]) < 0.02
+    # a year later: prices 30% up and only two chapters traded
+    later = invoices[invoices["hs2"].isin(invoices["hs2"].value_counts().index[:2])].copy()
+    later["reporting_value"] *= 1.3
+    moved = model.drift(model.score(later))
+    assert moved["drift"] and moved["psi_hs2"] > drift.PSI_LIMIT
+    assert moved["price_shift"] == pytest.approx(0.26, abs=0.08)
+    assert any("unit prices sit +" in r for r in moved["reasons"])
+    model.save(tmp_path / "m")
+    assert load_model(tmp_path / "m").drift_reference_ == model.drift_reference_
+    assert drift.psi([0.5, 0.5], [0.5, 0.5]) == 0.0 and drift.psi([0.9, 0.1], [0.1, 0.9]) > 1
