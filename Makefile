@@ -8,7 +8,7 @@ DEMO   := build/demo
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test bench clean
+.PHONY: help setup demo test bench model clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,6 +30,12 @@ test: $(STAMP) ## run the whole test suite
 
 bench: $(STAMP) ## run the benchmarks (each ends with one JSON line of figures)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+model: $(STAMP) ## train the default model on generated data (seed 42) into models/tbml-default, with a model card
+	$(BIN)/tbml generate --invoices 50000 --seed 42 -o build/model-data
+	rm -rf models/tbml-default
+	$(BIN)/tbml train build/model-data/invoices.csv --transfers build/model-data/transfers.csv \
+		--save models/tbml-default --no-register
 
 clean: ## remove the virtual environment and build outputs
 	rm -rf $(VENV) build *.egg-info

@@ -19,6 +19,7 @@ from tbml.evaluate import compare
 from tbml.model import TBMLModel
 from tbml.rollup import entity_rollup, network_rollup
 from tbml import registry
+from tbml.modelcard import write_model_card
 from tbml.fx import FxTable
 from tbml.ingest import LoadResult, load_table
 from tbml.io import write_json, write_table
@@ -198,10 +199,11 @@ def score_files(
 
 def train_files(invoices, transfers=None, *, config=None, name: str = registry.DEFAULT_NAME,
                 alias: str = "challenger", experiment: str = "tbml", mapping=None, transfers_mapping=None,
-                **read_overrides) -> dict:
+                save: str | Path | None = None, register: bool = True, **read_overrides) -> dict:
     """Fit the chain on the files and register it in MLflow: config as params, data fingerprints as tags,
     evaluation metrics when the files are labelled (score distribution otherwise), the reference tables
-    as Parquet, and the model as a new version of ``name`` tagged ``alias``."""
+    as Parquet, and the model as a new version of ``name`` tagged ``alias``. With ``save``, also write the
+    chain and a model card to that folder; ``register=False`` skips MLflow."""
     config = config if isinstance(config, Config) else load_config(config)
     validation = validate_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                                 config=config, **read_overrides)
@@ -223,10 +225,15 @@ def train_files(invoices, transfers=None, *, config=None, name: str = registry.D
         s = result.stats
         tags |= {f"{s['kind']}_sha256": s["sha256"], f"{s['kind']}_rows": str(s["rows_accepted"]),
                  f"{s['kind']}_date_range": " to ".join(s.get("date_range", []))}
-    params = _flatten(config.to_dict())
-    info = registry.log_model(model, accepted.head(50), name=name, alias=alias, metrics=metrics,
-                              params=params, tags=tags, experiment=experiment)
-    return info | {"metrics": metrics, "rows": int(len(accepted))}
+    info: dict = {"rows": int(len(accepted)), "metrics": metrics}
+    if save is not None:
+        model.save(save)
+        info["card"] = str(write_model_card(save, info, [r.stats for r in validation.results], metrics))
+        info["saved"] = str(save)
+    if register:
+        info |= registry.log_model(model, accepted.head(50), name=name, alias=alias, metrics=metrics,
+                                   params=_flatten(config.to_dict()), tags=tags, experiment=experiment)
+    return info
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:

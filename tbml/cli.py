@@ -191,8 +191,11 @@ def evaluate(invoices, transfers, mapping, transfers_mapping, config, reference_
 @click.option("--name", default="tbml", show_default=True, help="Registered model name.")
 @click.option("--alias", default="challenger", show_default=True, help="Alias the new version gets.")
 @click.option("--experiment", default="tbml", show_default=True, help="MLflow experiment for the run.")
+@click.option("--save", type=click.Path(file_okay=False), help="Also write the model and a model card here.")
+@click.option("--no-register", is_flag=True, help="Do not log to MLflow (with --save: a local model only).")
 @read_options
-def train(invoices, transfers, mapping, transfers_mapping, config, name, alias, experiment, **read):
+def train(invoices, transfers, mapping, transfers_mapping, config, name, alias, experiment, save, no_register,
+          **read):
     """Fit the whole chain on reference files and register it in MLflow as a new version.
 
     The run records the config, data fingerprints (sha256, rows, dates), metrics (evaluation figures
@@ -204,14 +207,20 @@ def train(invoices, transfers, mapping, transfers_mapping, config, name, alias, 
       tbml train reference/invoices.csv --transfers reference/transfers.csv
       tbml models promote tbml 1
     """
+    if no_register and not save:
+        raise click.UsageError("--no-register needs --save, or the trained model would go nowhere")
     info = api.train_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
-                           config=config, name=name, alias=alias, experiment=experiment, **read)
-    click.echo(f"registered {info['name']} version {info['version']} as @{info['alias']} "
-               f"(run {info['run_id']}, {info['rows']:,} invoice lines)")
+                           config=config, name=name, alias=alias, experiment=experiment, save=save,
+                           register=not no_register, **read)
     pr = info["metrics"].get("pr_auc")
     if pr is not None:
         click.echo(f"PR-AUC on the training files: {pr:.3f}")
-    click.echo(f"score with: tbml score FILE --model models:/{info['name']}@{info['alias']}")
+    if save:
+        click.echo(f"saved to {info['saved']} with {info['card']}; score with: tbml score FILE --model {info['saved']}")
+    if not no_register:
+        click.echo(f"registered {info['name']} version {info['version']} as @{info['alias']} "
+                   f"(run {info['run_id']}, {info['rows']:,} invoice lines)")
+        click.echo(f"score with: tbml score FILE --model models:/{info['name']}@{info['alias']}")
 
 
 @cli.group()

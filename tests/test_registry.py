@@ -123,3 +123,19 @@ def test_drift_is_measured_and_recorded_when_scoring_with_a_model(files, tmp_pat
     model.save(tmp_path / "m")
     assert load_model(tmp_path / "m").drift_reference_ == model.drift_reference_
     assert drift.psi([0.5, 0.5], [0.5, 0.5]) == 0.0 and drift.psi([0.9, 0.1], [0.1, 0.9]) > 1
+
+
+def test_training_to_a_folder_is_reproducible_and_writes_a_model_card(files, tmp_path):
+    runner = CliRunner()
+    for folder in ("a", "b"):
+        result = runner.invoke(cli, ["train", str(files / "invoices.csv"), "--transfers", str(files / "transfers.csv"),
+                                     "--save", str(tmp_path / folder), "--no-register"])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "a" / "model.json").read_text() == (tmp_path / "b" / "model.json").read_text()
+    # skops archives name members by object id, so compare what the forests do, not their bytes
+    invoices, transfers = _loaded(files)
+    pd.testing.assert_frame_equal(load_model(tmp_path / "a").score(invoices, transfers).items,
+                                  load_model(tmp_path / "b").score(invoices, transfers).items)
+    card = (tmp_path / "a" / "MODEL_CARD.md").read_text()
+    assert "## Training data" in card and "## Intended use" in card and "## Limits" in card and "| pr_auc |" in card
+    assert runner.invoke(cli, ["train", str(files / "invoices.csv"), "--no-register"]).exit_code == 2
