@@ -139,3 +139,64 @@ def test_training_to_a_folder_is_reproducible_and_writes_a_model_card(files, tmp
     card = (tmp_path / "a" / "MODEL_CARD.md").read_text()
     assert "## Training data" in card and "## Intended use" in card and "## Limits" in card and "| pr_auc |" in card
     assert runner.invoke(cli, ["train", str(files / "invoices.csv"), "--no-register"]).exit_code == 2
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on loopback with its own SQLite store, stopped after the test."""
+    import time
+    import urllib.request
+    port = _free_port()
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--workers", "1"],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def test_round_trip_through_a_real_mlflow_server(files, tmp_path, monkeypatch, mlflow_server):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    trained = CliRunner().invoke(cli, ["train", str(files / "invoices.csv"), "--transfers",
+                                       str(files / "transfers.csv"), "--alias", "champion"])
+    assert trained.exit_code == 0, trained.output
+    script = (
+        "from tbml import registry; from tbml.ingest import load_invoices, load_transfers;"
+        "m = registry.load('models:/tbml@champion');"
+        f"items = m.score(load_invoices(r'{files / 'invoices.csv'}').accepted,"
+        f" load_transfers(r'{files / 'transfers.csv'}').accepted).items;"
+        f"items[['invoice_id', 'risk']].to_parquet(r'{tmp_path / 'fresh.parquet'}')"
+    )
+    env = {**__import__("os").environ, "MLFLOW_TRACKING_URI": mlflow_server}
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    invoices, transfers = _loaded(files)
+    expected = TBMLModel().fit(invoices, transfers).score(invoices, transfers).items[["invoice_id", "risk"]]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "fresh.parquet"), expected)
