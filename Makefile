@@ -20,10 +20,14 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 setup: $(STAMP) ## create .venv and install tbml with pinned dependencies
 
-demo: $(STAMP) ## generate sample trade + payments, validate them, score them, show the top alerts
-	$(BIN)/tbml generate --invoices 20000 --seed 7 -o $(DEMO)
+demo: $(STAMP) models/tbml-default/model.json ## generate sample data, validate it, score it with the default model, show the top alerts
+	$(BIN)/tbml generate --invoices 50000 --seed 42 --sample 1 -o $(DEMO)  # a new file from the model's market
 	$(BIN)/tbml validate $(DEMO)/invoices.csv --transfers $(DEMO)/transfers.csv -o $(DEMO)/validate
-	$(BIN)/tbml score $(DEMO)/invoices.csv --transfers $(DEMO)/transfers.csv -o $(DEMO)/scored --top 5
+	$(BIN)/tbml score $(DEMO)/invoices.csv --transfers $(DEMO)/transfers.csv --model models/tbml-default \
+		-o $(DEMO)/scored --top 5
+
+models/tbml-default/model.json: $(STAMP)
+	$(MAKE) model
 
 test: $(STAMP) ## run the whole test suite
 	$(BIN)/python -m pytest

@@ -216,8 +216,10 @@ def train_files(invoices, transfers=None, *, config=None, name: str = registry.D
     items = scored.items
     metrics = {"fit_seconds": round(fit_seconds, 3), "alert_rate": float((items["risk"] >= config.fusion.alert_threshold).mean())}
     metrics |= {f"risk_p{q}": float(items["risk"].quantile(q / 100)) for q in (50, 90, 99)}
+    evaluation = None
     if "is_laundering" in items:
-        figures = compare(items, accepted, accepted_transfers)["methods"]["tbml"]
+        evaluation = compare(items, accepted, accepted_transfers)
+        figures = evaluation["methods"]["tbml"]
         metrics |= {k.replace("@", "_at_").replace("%", "pct"): v for k, v in figures.items()
                     if isinstance(v, float)}
     tags = {}
@@ -232,7 +234,8 @@ def train_files(invoices, transfers=None, *, config=None, name: str = registry.D
         info["saved"] = str(save)
     if register:
         info |= registry.log_model(model, accepted.head(50), name=name, alias=alias, metrics=metrics,
-                                   params=_flatten(config.to_dict()), tags=tags, experiment=experiment)
+                                   params=_flatten(config.to_dict()), tags=tags, experiment=experiment,
+                                   evaluation=evaluation)
     return info
 
 

@@ -63,6 +63,8 @@ def _input_options(func):
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--invoices", "n_invoices", type=click.IntRange(min=100), default=100_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same data.")
+@click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Another file from the same world (traders, products) as --seed; 0 is the seed's own.")
 @click.option("--laundering-rate", type=click.FloatRange(0, 0.5), default=0.02, show_default=True,
               help="Injected laundering cases per invoice, spread over the typologies.")
 @click.option("--typology", "typologies", type=click.Choice(TYPOLOGIES), multiple=True,
@@ -70,7 +72,7 @@ def _input_options(func):
 @click.option("--mirror-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of shipments that also get the exporting side's declaration (mirror data).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-def generate(out_dir, n_invoices, seed, laundering_rate, typologies, mirror_share, fmt):
+def generate(out_dir, n_invoices, seed, sample, laundering_rate, typologies, mirror_share, fmt):
     """Write labelled synthetic invoices and transfers with injected TBML typologies.
 
     \b
@@ -80,6 +82,8 @@ def generate(out_dir, n_invoices, seed, laundering_rate, typologies, mirror_shar
     kwargs = {"typologies": typologies} if typologies else {}
     if mirror_share:
         kwargs["mirror_share"] = mirror_share
+    if sample:
+        kwargs["sample"] = sample
     summary = api.generate_files(out_dir, n_invoices, seed, laundering_rate, fmt, **kwargs)
     mirrored = summary["export_declarations"]
     lines = f"{summary['n_invoices']:,} invoices" + (f" ({mirrored:,} of them export declarations)" if mirrored else "")

@@ -45,7 +45,7 @@ def _requirements() -> list[str]:
 
 def log_model(model, example: pd.DataFrame, name: str = DEFAULT_NAME, alias: str = "challenger",
               metrics: dict | None = None, params: dict | None = None, tags: dict | None = None,
-              experiment: str = "tbml") -> dict:
+              experiment: str = "tbml", evaluation: dict | None = None) -> dict:
     """Log ``model`` in a new run with its params, metrics and tags, register a version under ``name``
     and point ``alias`` at it. Returns the run id, version and model URI."""
     mlflow.set_experiment(experiment)
@@ -60,6 +60,10 @@ def log_model(model, example: pd.DataFrame, name: str = DEFAULT_NAME, alias: str
             mlflow.set_tags(tags)
         for table in ("price_reference.parquet", "kg_per_unit.parquet"):  # browsable beside the run
             mlflow.log_artifact(str(folder / table), artifact_path="reference_tables")
+        if evaluation is not None:  # tbml against both baselines, as a table and as figures
+            from tbml.evaluate import table
+            mlflow.log_text(table(evaluation), "evaluation/evaluation.md")
+            mlflow.log_dict(evaluation, "evaluation/evaluation.json")
         output = model.score(example).items[["invoice_id", "risk", "suspected_typology", "reasons", "rules_hit"]]
         signature = mlflow.models.infer_signature(example, output)
         # "models from code": MLflow stores tbml/mlflow_model.py and imports it on load; nothing is pickled

@@ -62,6 +62,10 @@ def test_train_register_promote_and_score_by_alias(files, store):
     assert runner.invoke(cli, ["models", "promote", "tbml", "1"]).stdout.strip() == "tbml@champion -> version 1"
     shown = runner.invoke(cli, ["models", "show", "tbml"])
     assert "challenger,champion" in shown.stdout and "pr_auc" in shown.stdout
+    import mlflow
+    run_id = mlflow.MlflowClient().get_model_version("tbml", "1").run_id
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "evaluation")}
+    assert logged == {"evaluation/evaluation.md", "evaluation/evaluation.json"}
 
     scored = runner.invoke(cli, ["score", str(files / "invoices.csv"), "--transfers", str(files / "transfers.csv"),
                                  "--model", "models:/tbml@champion", "-o", str(store / "out")])

@@ -46,12 +46,17 @@ def generate(
     typologies: tuple[str, ...] = TYPOLOGIES,
     fx: FxTable | None = None,
     mirror_share: float = 0.0,
+    sample: int = 0,
 ) -> SyntheticData:
     """Generate ``n_invoices`` invoice lines with their transfers; deterministic for a given ``seed``.
 
     The default period keeps every payment inside the built-in FX table (2018-2024). With ``mirror_share``,
     that share of import lines also gets the exporting country's export declaration (FOB, same shipment
     reference, a few days earlier, honest figures), appended after the ``n_invoices`` import lines.
+
+    ``seed`` fixes the world (products, prices, traders, relationships); ``sample`` draws another file
+    from that same world: ``generate(50_000, seed=42, sample=1)`` is a new file from the market that
+    ``generate(50_000, seed=42)`` came from. Sample 0 is the seed's own file.
     """
     if n_invoices < 100:
         raise ValueError("n_invoices must be at least 100")
@@ -63,6 +68,8 @@ def generate(
     rng = np.random.default_rng(seed)
     fx = fx or FxTable.load()
     world = build_world(rng, n_invoices)
+    if sample:
+        rng = np.random.default_rng([seed, sample])
     third_parties, parents, providers = np.array_split(world.id_pool, 3)
 
     n_cases = round(laundering_rate * n_invoices)
