@@ -204,3 +204,13 @@ def test_round_trip_through_a_real_mlflow_server(files, tmp_path, monkeypatch, m
     invoices, transfers = _loaded(files)
     expected = TBMLModel().fit(invoices, transfers).score(invoices, transfers).items[["invoice_id", "risk"]]
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "fresh.parquet"), expected)
+
+
+def test_top_level_api(files, tmp_path):
+    import tbml
+    saved = tbml.train(files / "invoices.csv", files / "transfers.csv", save=tmp_path / "m", register=False)
+    assert saved["saved"] == str(tmp_path / "m") and "pr_auc" in saved["metrics"]
+    result = tbml.score(files / "invoices.csv", files / "transfers.csv", model=str(tmp_path / "m"))
+    assert len(result.alerts) and result.manifest["model"] == str(tmp_path / "m")
+    assert tbml.evaluate_files(files / "invoices.csv", files / "transfers.csv")["methods"]["tbml"]["pr_auc"] > 0.3
+    assert tbml.validate_files(files / "invoices.csv").manifest["rows_quarantined"] == 0
