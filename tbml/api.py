@@ -163,7 +163,7 @@ def score_files(
         stage("fit and score", started)
     started = time.perf_counter()
     items = scored.items
-    alerts = items[items["risk"] >= config.fusion.alert_threshold]
+    alerts = scored.alerts(config.fusion.alert_threshold)
     entities, networks = entity_rollup(alerts), network_rollup(alerts)
     stage("roll up", started)
 

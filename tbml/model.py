@@ -210,8 +210,6 @@ class TBMLModel:
         if "paid_ratio" in items:
             with np.errstate(divide="ignore", invalid="ignore"):
                 items["log_paid_ratio"] = np.log(items["paid_ratio"].where(items["paid_ratio"] > 0))
-        if "shipment_invoice_count" in items:
-            items["shipment_lines"] = items["shipment_invoice_count"] + 1
         return items
 
     def _transfer_links(self, invoices, transfers):

@@ -24,6 +24,12 @@ def test_units_convert_within_a_dimension_and_never_across():
     assert out["quantity_unit_declared"].tolist()[1] == "g"
 
 
+def test_every_unit_converts_into_the_canonical_set():
+    from tbml.units import _ALIASES, _CONVERSIONS, CANONICAL_UNITS
+    assert {target for target, _ in _CONVERSIONS.values()} == set(CANONICAL_UNITS)
+    assert set(_ALIASES.values()) <= set(_CONVERSIONS)  # every alias names a unit tbml can convert
+
+
 def test_units_empty_input():
     out = normalise_units(pd.Series([], dtype=float), pd.Series([], dtype="string"))
     assert len(out) == 0 and list(out.columns) == ["quantity", "quantity_unit", "quantity_unit_declared", "unit_status"]
