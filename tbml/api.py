@@ -184,6 +184,7 @@ def score_files(
         out_dir = Path(out_dir)
         outputs["alerts_csv"] = write_table(alerts, out_dir / "alerts.csv")
         outputs["alerts_parquet"] = write_table(alerts, out_dir / "alerts.parquet")
+        outputs["alerts_jsonl"] = write_table(alerts, out_dir / "alerts.jsonl")
         outputs["items"] = write_table(items, out_dir / "items.parquet")
         outputs["entities"] = write_table(entities, out_dir / "entities.csv")
         outputs["networks"] = write_table(networks, out_dir / "networks.csv")

@@ -190,12 +190,38 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = r"[+-]?\d+([.,]\d+)*([eE][+-]?\d+)?"
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells a spreadsheet would run as a formula (starting with = + - @, tab or carriage return)
+    get a leading apostrophe, as OWASP advises against CSV injection; plain numbers such as "-3" are left
+    as they are. Entity names and descriptions come from the files tbml reads: attacker-controlled."""
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+            continue
+        text = column.astype("string")
+        risky = text.str.startswith(_FORMULA_START).fillna(False) & ~text.str.fullmatch(_PLAIN_NUMBER).fillna(False)
+        if risky.any():
+            out[name] = text.mask(risky, "'" + text)
+    return out
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` as CSV or Parquet (by suffix), atomically."""
+    """Write ``frame`` as CSV (formula-neutralised, see ``neutralise_formulas``), Parquet or JSON Lines
+    (by suffix), atomically. Parquet and JSON Lines keep every value exactly: they are for programs."""
     path = Path(path)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    if path.suffix.lower() in (".parquet", ".pq"):
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        text = frame.to_json(orient="records", lines=True, date_format="iso")
+        return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    if suffix in (".parquet", ".pq"):
+        table = pa.Table.from_pandas(frame, preserve_index=False)
         return write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+    table = pa.Table.from_pandas(neutralise_formulas(frame), preserve_index=False)
     return write_atomic(path, lambda tmp: pacsv.write_csv(table, tmp))
 
 
