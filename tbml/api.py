@@ -167,7 +167,7 @@ def score_files(
     entities, networks = entity_rollup(alerts), network_rollup(alerts)
     stage("roll up", started)
 
-    manifest = run_manifest("score", config, FxTable.load(config.ingest.fx_rates), validation.results)
+    manifest = {**validation.manifest, "command": "score"}
     manifest["rows_scored"] = {"invoices": int((items["item"] == "invoice").sum()),
                                "transfers_unmatched": int((items["item"] == "transfer").sum()),
                                "transfers_settling_invoices": int(len(accepted_transfers) - (items["item"] == "transfer").sum())

@@ -90,10 +90,14 @@ def _read_csv(path: Path, delimiter: str | None, encoding: str) -> pd.DataFrame:
     return frame
 
 
+def _codec(encoding: str) -> str:
+    """The Python codec for reading ``encoding``: UTF-8 in any spelling reads past a byte-order mark."""
+    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+
+
 def _read_header(path: Path, delimiter: str | None, encoding: str) -> tuple[list[str], str]:
-    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
     try:
-        with open(path, encoding=codec, newline="") as handle:
+        with open(path, encoding=_codec(encoding), newline="") as handle:
             first = handle.readline()
     except UnicodeDecodeError:
         raise InputFileError(_encoding_message(path, encoding)) from None
@@ -117,7 +121,7 @@ def _read_header(path: Path, delimiter: str | None, encoding: str) -> tuple[list
 def _read_csv_exact(path: Path, header: list[str], delimiter: str, encoding: str) -> pd.DataFrame:
     records: list[list[str | None]] = []
     texts: list[str | None] = []
-    with open(path, encoding="utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding, newline="") as f:
+    with open(path, encoding=_codec(encoding), newline="") as f:
         reader = csv.reader(f, delimiter=delimiter)
         next(reader)
         for fields in reader:

@@ -65,12 +65,13 @@ class TBMLModel:
         return self
 
     def fit_score(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None = None) -> Scored:
-        """``fit`` then ``score`` on the same files, building every feature once instead of twice."""
+        """``fit`` then ``score`` on the same files, building every feature and forest score once."""
         links = self._links(invoices, transfers)
-        items = self._fit(invoices, transfers, links)
-        return self._rank(items, self._transfer_items(transfers, links))
+        items, strangeness = self._fit(invoices, transfers, links)
+        return self._rank(items, self._transfer_items(transfers, links), strangeness)
 
-    def _fit(self, invoices, transfers, links) -> pd.DataFrame:
+    def _fit(self, invoices, transfers, links) -> tuple[pd.DataFrame, np.ndarray]:
+        """Fit every part; return the fitted lines' items and their forest anomaly scores."""
         cfg = self.config
         if len(invoices) == 0:
             raise ValueError("cannot fit on 0 invoice lines")
@@ -87,8 +88,9 @@ class TBMLModel:
                                       contamination=cfg.forest.contamination,
                                       random_state=cfg.forest.random_state).fit(items)
         # the fitted lines' anomaly scores, as quantiles: a scored line's percentile is read off them
-        self.forest_quantiles_ = np.quantile(-self.forest_.score_samples(items), np.linspace(0, 1, 1001))
-        return items
+        strangeness = -self.forest_.score_samples(items)
+        self.forest_quantiles_ = np.quantile(strangeness, np.linspace(0, 1, 1001))
+        return items, strangeness
 
     def drift(self, scored: Scored) -> dict:
         """How far the invoices behind ``scored`` moved from the training data (see ``tbml.drift``)."""
@@ -119,10 +121,11 @@ class TBMLModel:
             self.high_risk_ = load_high_risk(self.config.reconciliation.high_risk_jurisdictions)
         return self._transfer_links(invoices, transfers) if transfers is not None and len(transfers) else None
 
-    def _rank(self, inv_items: pd.DataFrame, tr_items: pd.DataFrame) -> Scored:
+    def _rank(self, inv_items: pd.DataFrame, tr_items: pd.DataFrame, strangeness=None) -> Scored:
         cfg = self.config
         inv_items = inv_items.copy()
-        strangeness = -self.forest_.score_samples(inv_items)
+        if strangeness is None:
+            strangeness = -self.forest_.score_samples(inv_items)
         percentile = np.searchsorted(self.forest_quantiles_, strangeness, side="right") / len(self.forest_quantiles_)
         inv_items["forest_score"] = strangeness
         inv_items["forest_percentile"] = percentile

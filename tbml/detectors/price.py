@@ -353,23 +353,26 @@ def _lookup(keys: pd.DataFrame, rows: np.ndarray, table: pd.DataFrame, columns: 
     return found
 
 
-def _take(ref: dict, found: dict, ok: np.ndarray, level, source) -> None:
-    """Copy the reference found for the lines ``ok``; ``level`` and ``source`` are per line (or, for
-    ``level``, already restricted to those lines)."""
+def _take(ref: dict, found: dict, ok: np.ndarray, level: np.ndarray, source) -> None:
+    """Copy the reference found for the lines ``ok``; ``level`` (and ``source`` unless a string) per line."""
     for k in _STATS:
         ref[k][ok] = found[k][ok]
-    ref["level"][ok] = level if len(level) == int(ok.sum()) else level[ok]
+    ref["level"][ok] = level[ok]
     ref["source"][ok] = source if isinstance(source, str) else source[ok]
 
 
 def _level_label(keys: pd.DataFrame, level: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
-    """Where each line found its peers, with the key values: "HS6 090111 from CN to US period 2023Q2"."""
+    """Per line, where it found its peers, with the key values: "HS6 090111 from CN to US period 2023Q2";
+    written only for the lines ``rows`` (text for a million lines is not free), "" elsewhere."""
+    label = np.full(len(keys), "", dtype=object)
     if not level:
-        return np.full(int(rows.sum()), "all lines", dtype=object)
+        label[rows] = "all lines"
+        return label
     parts = [(_LABELS.get(k, k) + " " + keys[k][rows].astype(str)).to_numpy(dtype=object) for k in level]
-    label = parts[0]
+    text = parts[0]
     for part in parts[1:]:
-        label = label + " " + part
+        text = text + " " + part
+    label[rows] = text
     return label
 
 
