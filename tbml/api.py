@@ -116,14 +116,16 @@ def score_files(
     out_dir: str | Path | None = None,
     strict: bool = False,
     reference_prices: str | Path | None = None,
-    model: str | None = None,
+    model: str | TBMLModel | None = None,
+    model_info: dict | None = None,
     progress: Callable[[str], None] | None = None,
     **read_overrides,
 ) -> Scoring:
     """Validate the files, score every invoice line and unmatched transfer, and roll the alerts up.
 
-    With ``model`` (``models:/tbml@champion``, a run or a saved folder) the trained chain scores the files;
-    without one, the chain is fitted on the files themselves (peer prices and profiles from the file).
+    With ``model`` (``models:/tbml@champion``, a run or a saved folder, or a loaded ``TBMLModel`` with
+    ``model_info`` saying what it is) the trained chain scores the files; without one, the chain is fitted
+    on the files themselves (peer prices and profiles from the file).
 
     Writes to ``out_dir``, each atomically: alerts.csv and alerts.parquet (ranked, with reasons),
     items.parquet (everything scored), entities.csv, networks.csv, quarantine_*.csv, manifest.json.
@@ -150,7 +152,11 @@ def score_files(
         raise TBMLError(f"{invoices}: no invoice line passed validation; see the quarantine file")
     started = time.perf_counter()
     if model is not None:
-        trained = registry.load(model)
+        if isinstance(model, TBMLModel):
+            trained, model_info = model, model_info or {"uri": "a model loaded in Python"}
+        else:
+            model_info = registry.describe(model)
+            trained = registry.load(model)
         stage("load model", started)
         started = time.perf_counter()
         scored = trained.score(accepted, accepted_transfers)
@@ -172,7 +178,8 @@ def score_files(
                                "transfers_unmatched": int((items["item"] == "transfer").sum()),
                                "transfers_settling_invoices": int(len(accepted_transfers) - (items["item"] == "transfer").sum())
                                if accepted_transfers is not None else 0}
-    manifest["model"] = model or "fitted on the input"
+    manifest["model"] = (model_info or {}).get("uri", model) if model is not None else "fitted on the input"
+    manifest["model_info"] = model_info if model is not None else None
     manifest["drift"] = drifted if model is not None else None
     manifest["alerts"] = int(len(alerts))
     manifest["alert_threshold"] = config.fusion.alert_threshold

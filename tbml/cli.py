@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import click
 
 import tbml
 from tbml import api
+from tbml import batch as batch_module
+from tbml import report as report_module
 from tbml.errors import TBMLError
 from tbml.evaluate import table
 from tbml import registry
@@ -188,6 +191,58 @@ def evaluate(invoices, transfers, mapping, transfers_mapping, config, reference_
     result = api.evaluate_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                                 config=config, reference_prices=reference_prices, **read)
     click.echo(json.dumps(result) if as_json else table(result))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("-o", "--out", type=click.Path(dir_okay=False), help="Where the HTML goes (default RUN_DIR/report.html).")
+@click.option("--top", type=click.IntRange(min=1), default=25, show_default=True,
+              help="Alerts shown in full, each with its price chart.")
+@click.option("--title", default=None, help="Page title (default: the folder's name).")
+def report(run_dir, out, top, title):
+    """Write one self-contained HTML report of a scored run: row accounting, alerts by typology and
+    corridor, the top alerts with their reasons and price charts, entities, networks, circular trades.
+
+    It needs no network to open; every text from the data is escaped.
+
+    \b
+    Example:
+      tbml score invoices.csv --transfers transfers.csv -o alerts/
+      tbml report alerts/
+    """
+    path = report_module.write_report(run_dir, out=out, top=top, title=title)
+    click.echo(f"report: {path} ({path.stat().st_size / 1024:,.0f} KiB)")
+
+
+@cli.command()
+@click.argument("job", type=click.Path(dir_okay=False, exists=True))
+@click.option("--force", is_flag=True, help="Score every file again, even those unchanged since their last run.")
+def batch(job, force):
+    """Score every input of a YAML batch job; a failing file is reported and the others go on.
+
+    Each file's outputs and HTML report go to OUTPUT/runs/RUN_ID/, swapped in whole when finished; files
+    unchanged since their last run (same bytes, config, model version) are skipped. OUTPUT/report.html
+    links them all; OUTPUT/batch.log keeps the log. Exit 1, with the reasons, if any file failed.
+
+    \b
+    Example:
+      tbml batch configs/batch.yaml
+      tbml batch nightly.yaml --force
+    """
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    batch_module.LOG.addHandler(console)
+    try:
+        result = batch_module.run_batch(job, force=force)
+    finally:
+        batch_module.LOG.removeHandler(console)
+    for f in result.files:
+        click.echo(f"{f.status:<11} {f.run_id}: " + (f.reason if f.status == "failed" else
+                   f"{f.rows_in:,} rows in, {f.rows_quarantined:,} quarantined, {f.alerts:,} alerts"))
+    click.echo(f"report: {result.outputs['report']}")
+    if result.failed:
+        raise click.ClickException(f"{len(result.failed)} of {len(result.files)} input files failed; "
+                                   f"first: {result.failed[0].reason}")
 
 
 @cli.command()

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -187,11 +188,55 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide a report from the rest of the team
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def staging_dir(final: str | Path) -> Path:
+    """A new empty folder beside ``final`` to write a whole set of outputs into before ``replace_dir``."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.chmod(staged, 0o777 & ~_umask())
+    return staged
+
+
+def replace_dir(staged: str | Path, final: str | Path) -> Path:
+    """Put the finished folder ``staged`` in the place of ``final``.
+
+    The old folder is first renamed aside, then the new one renamed in, then the old one removed: a reader
+    sees the old set or the new set of files, never a mix. A crash between the two renames leaves the old
+    folder whole under ``.NAME.previous``, and ``recover_dir`` puts it back.
+    """
+    staged, final = Path(staged), Path(final)
+    previous = final.with_name(f".{final.name}.previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    if final.exists():
+        os.replace(final, previous)
+    os.replace(staged, final)
+    shutil.rmtree(previous, ignore_errors=True)
+    return final
+
+
+def recover_dir(final: str | Path) -> None:
+    """Undo a ``replace_dir`` cut short: the previous folder back in place, unfinished staging removed."""
+    final = Path(final)
+    previous = final.with_name(f".{final.name}.previous")
+    if previous.exists() and not final.exists():
+        os.replace(previous, final)
+    for staged in final.parent.glob(f".{final.name}.*.tmp"):
+        shutil.rmtree(staged, ignore_errors=True)
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -42,7 +42,8 @@ TRANSFER_CONTEXT = [
     "currency", "reporting_amount", "invoice_ref", "channel", "is_laundering", "typology",
 ]
 PRICE_COLUMNS = ["driver", "fence_distance", "robust_z", "price", "unit", "reference_median", "reference_q1",
-                 "reference_q3", "ratio_to_median", "peers", "level", "source", "direction", "value_moved"]
+                 "reference_q3", "fence_low", "fence_high", "ratio_to_median", "peers", "level", "source", "direction",
+                 "value_moved"]
 
 
 @dataclass

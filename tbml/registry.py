@@ -11,6 +11,7 @@ normalised invoice lines (the ``accepted`` frame of ``tbml.ingest``). ``load(uri
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from tbml.errors import TBMLError
+from tbml.io import sha256_file
 
 ARTIFACT = "tbml_model"
 DEFAULT_NAME = "tbml"
@@ -94,6 +96,33 @@ def load(uri: str):
     except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds; the user needs one line
         raise TBMLError(f"{uri}: cannot load the model ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
     return TBMLModel.load(folder)
+
+
+def describe(uri: str) -> dict:
+    """What ``uri`` names, pinned down: for ``models:/NAME@ALIAS`` the version the alias points at now and
+    its run; for a saved folder the sha256 of its model.json. A report or a batch fingerprint records this,
+    so "@champion" tonight and "@champion" tomorrow are told apart."""
+    local = Path(uri)
+    if local.exists():
+        for state in (local / "model.json", local / "artifacts" / ARTIFACT / "model.json"):
+            if state.exists():
+                return {"uri": uri, "sha256": sha256_file(state),
+                        "tbml_version": json.loads(state.read_text()).get("tbml_version")}
+        raise TBMLError(f"{uri}: neither a saved tbml model nor a logged MLflow tbml model")
+    info: dict = {"uri": uri}
+    if uri.startswith("models:/"):
+        name, _, rest = uri[len("models:/"):].partition("@")
+        client = MlflowClient()
+        try:
+            if rest:
+                version = client.get_model_version_by_alias(name, rest)
+            else:
+                name, _, number = name.rstrip("/").partition("/")
+                version = client.get_model_version(name, number)
+        except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds; the user needs one line
+            raise TBMLError(f"{uri}: cannot load the model ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+        info |= {"name": name, "version": int(version.version), "run_id": version.run_id}
+    return info
 
 
 def list_models() -> pd.DataFrame:

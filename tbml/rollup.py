@@ -51,6 +51,45 @@ def entity_rollup(alerts: pd.DataFrame) -> pd.DataFrame:
 
 
 def network_rollup(alerts: pd.DataFrame, max_listed: int = 12) -> pd.DataFrame:
+    inv = _networked(alerts)
+    names = _network_names(inv)
+    if not names:
+        return pd.DataFrame(columns=["rank", "network", "entities", "alerts", "risk_sum", "value", "members", "typologies"])
+    grouped = inv[inv["network"].isin(names)].groupby("network")
+    out = pd.DataFrame({
+        "entities": grouped["entity"].nunique(),
+        "alerts": grouped["alert"].nunique(),
+        "risk_sum": grouped.apply(lambda g: g.drop_duplicates("alert")["risk"].sum(), include_groups=False).round(1),
+        "value": grouped.apply(lambda g: g.drop_duplicates("alert")["reporting_value"].sum(), include_groups=False).round(2),
+        "members": grouped["entity"].agg(lambda s: ", ".join(sorted(set(s))[:max_listed])
+                                         + (" ..." if s.nunique() > max_listed else "")),
+        "typologies": grouped["suspected_typology"].agg(_top),
+    }).loc[list(names)].reset_index()
+    out["network"] = out["network"].map(names)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
+
+
+def network_of_entity(alerts: pd.DataFrame) -> dict[str, str]:
+    """Every entity of a rolled-up network, with the network's name in ``network_rollup`` (N1, N2, ...)."""
+    inv = _networked(alerts)
+    names = _network_names(inv)
+    return {e: names[n] for e, n in zip(inv["entity"], inv["network"]) if n in names}
+
+
+def _network_names(inv: pd.DataFrame) -> dict[str, str]:
+    """Components of two or more entities, by summed risk of their alerts (ties by smallest member), named
+    N1, N2, ... in that order."""
+    if inv.empty:
+        return {}
+    sizes = inv.groupby("network")["entity"].nunique()
+    risk = inv.drop_duplicates(["network", "alert"]).groupby("network")["risk"].sum().round(1)
+    kept = risk[sizes >= 2].sort_values(ascending=False, kind="stable")
+    return {root: f"N{i}" for i, root in enumerate(kept.index, start=1)}
+
+
+def _networked(alerts: pd.DataFrame) -> pd.DataFrame:
+    """The involvements of ``_involvements`` with the connected component (its smallest member) of each."""
     parent: dict[str, str] = {}
 
     def find(x):
@@ -73,20 +112,5 @@ def network_rollup(alerts: pd.DataFrame, max_listed: int = 12) -> pd.DataFrame:
                 if isinstance(a, str) and isinstance(b, str) and a and b:
                     union(a, b)
     inv = _involvements(alerts)
-    if inv.empty:
-        return pd.DataFrame(columns=["rank", "network", "entities", "alerts", "risk_sum", "value", "members", "typologies"])
     inv["network"] = [find(e) for e in inv["entity"]]
-    grouped = inv.groupby("network")
-    out = pd.DataFrame({
-        "entities": grouped["entity"].nunique(),
-        "alerts": grouped["alert"].nunique(),
-        "risk_sum": grouped.apply(lambda g: g.drop_duplicates("alert")["risk"].sum(), include_groups=False).round(1),
-        "value": grouped.apply(lambda g: g.drop_duplicates("alert")["reporting_value"].sum(), include_groups=False).round(2),
-        "members": grouped["entity"].agg(lambda s: ", ".join(sorted(set(s))[:max_listed])
-                                         + (" ..." if s.nunique() > max_listed else "")),
-        "typologies": grouped["suspected_typology"].agg(_top),
-    })
-    out = out[out["entities"] >= 2].sort_values("risk_sum", ascending=False, kind="stable").reset_index()
-    out["network"] = "N" + (np.arange(len(out)) + 1).astype(str)
-    out.insert(0, "rank", np.arange(1, len(out) + 1))
-    return out
+    return inv

@@ -246,6 +246,9 @@ class PriceDeviationDetector(BaseDetector):
         for m in names:
             out[f"{m}_fence"] = compared[m]["fence"]
         lower, upper = self._fence_bounds(q1, q3, np.array(chosen("medcouple"), dtype=float))
+        with np.errstate(invalid="ignore", over="ignore"):  # the prices at the fences, for charts and checks
+            out["fence_low"] = np.where(scored, np.exp(lower), np.nan)
+            out["fence_high"] = np.where(scored, np.exp(upper), np.nan)
         amount = np.array(chosen("amount"), dtype=float)
         over = scored & (fence > self.threshold)
         under = scored & (fence < -self.threshold)
@@ -359,6 +362,23 @@ def _take(ref: dict, found: dict, ok: np.ndarray, level: np.ndarray, source) -> 
         ref[k][ok] = found[k][ok]
     ref["level"][ok] = level[ok]
     ref["source"][ok] = source if isinstance(source, str) else source[ok]
+
+
+def level_keys(label: str) -> dict[str, str] | None:
+    """The peer keys a ``level`` label names, ``{"hs6": "090111", "origin": "CN", ...}``; {} for "all
+    lines"; None for a label that is not one of ours (an external source's, say)."""
+    if label == "all lines":
+        return {}
+    names = {text: key for key, text in _LABELS.items()}
+    tokens = str(label).split()
+    if not tokens or len(tokens) % 2:
+        return None
+    keys = {}
+    for name, value in zip(tokens[::2], tokens[1::2]):
+        if name not in names:
+            return None
+        keys[names[name]] = value
+    return keys
 
 
 def _level_label(keys: pd.DataFrame, level: tuple[str, ...], rows: np.ndarray) -> np.ndarray:

@@ -1,0 +1,341 @@
+"""One self-contained HTML report of a scored run, for investigators to open in a browser.
+
+    tbml.report.write_report("alerts/")            # reads what `tbml score -o alerts/` wrote
+
+It shows the run summary and row accounting, alert counts by typology and corridor, the top alerts with
+their reasons and, for each, a chart of its price against its peers, the entity and network roll-ups,
+drawings of circular trades, and the model used. Charts are inline SVG, styles inline, and the one small
+script only checks that the page drew: the file needs no network. Every text is escaped (Jinja2
+autoescaping; ``tbml.charts`` for the drawings), and a Content-Security-Policy lets the page load nothing
+and run no script but its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+from markupsafe import Markup
+
+from tbml.charts import bar_chart, number, price_chart, ring_chart
+from tbml.detectors.price import level_keys
+from tbml.errors import TBMLError
+from tbml.io import write_atomic
+from tbml.rollup import entity_rollup, network_of_entity, network_rollup
+
+REPORT_NAME = "report.html"
+# Marks the page as drawn (or not) for a browser test: counts the charts that have a size and the errors.
+_CHECK_SCRIPT = (
+    "(function(){var errors=0;window.addEventListener('error',function(){errors++;});"
+    "window.addEventListener('load',function(){var charts=document.querySelectorAll('svg.chart'),drawn=0;"
+    "charts.forEach(function(c){var b=c.getBoundingClientRect();"
+    "if(b.width>0&&b.height>0&&c.querySelector('rect,circle,path'))drawn++;});"
+    "var body=document.body;body.setAttribute('data-charts',charts.length);"
+    "body.setAttribute('data-charts-drawn',drawn);body.setAttribute('data-errors',errors);});})();"
+)
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(_CHECK_SCRIPT.encode()).digest()).decode()
+_PRICE_DRIVERS = {"unit_price": "unit price", "value_per_kg": "value per kg"}
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("tbml", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = number
+    env.filters["count"] = lambda x: f"{int(x):,}"
+    env.globals |= {"check_script": Markup(_CHECK_SCRIPT), "script_hash": _SCRIPT_HASH}
+    return env
+
+
+def render(template: str, **context) -> str:
+    return _environment().get_template(template).render(**context)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, top: int = 25, title: str | None = None) -> Path:
+    """Write the HTML report of ``run_dir`` (a folder written by ``tbml score``) to ``out`` (default
+    ``run_dir/report.html``), atomically; ``top`` alerts are shown in full with their charts."""
+    run_dir = Path(run_dir)
+    html = render("report.html.j2", **report_context(run_dir, top, title))
+    out = Path(out) if out is not None else run_dir / REPORT_NAME
+    return write_atomic(out, lambda tmp: tmp.write_text(html, encoding="utf-8"))
+
+
+def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
+    manifest_path, alerts_path = run_dir / "manifest.json", run_dir / "alerts.parquet"
+    if not run_dir.is_dir():
+        raise TBMLError(f"{run_dir}: no such folder; give the folder `tbml score -o` wrote")
+    for path in (manifest_path, alerts_path):
+        if not path.exists():
+            raise TBMLError(f"{run_dir}: no {path.name}; is this a folder written by `tbml score -o`?")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise TBMLError(f"{manifest_path}: not valid JSON ({exc})") from None
+    if manifest.get("command") != "score":
+        raise TBMLError(f"{manifest_path}: written by `tbml {manifest.get('command')}`, not by `tbml score`")
+    return manifest, pd.read_parquet(alerts_path)
+
+
+def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> dict:
+    """Everything the template shows, computed from the run folder."""
+    manifest, alerts = _read_run(run_dir)
+    config = manifest.get("config", {})
+    currency = config.get("ingest", {}).get("reporting_currency", "USD")
+    shown = alerts.head(top)
+    peers = _peer_lines(run_dir / "items.parquet", shown)
+    fitted_on_input = manifest.get("model") in (None, "fitted on the input")
+    networks = network_rollup(alerts)
+    in_network = network_of_entity(alerts)
+    return {
+        "title": title or f"tbml alerts: {run_dir.resolve().name}",
+        "manifest": manifest,
+        "currency": currency,
+        "accounting": _accounting(manifest),
+        "risk_bands": _risk_bands(alerts, manifest.get("alert_threshold", 30)),
+        "by_typology": bar_chart(_counts(alerts["suspected_typology"]), "alerts by suspected typology"),
+        "by_corridor": bar_chart(_counts(_corridors(alerts), 12), "alerts by corridor"),
+        "n_alerts": len(alerts), "n_top": len(shown),
+        "top_alerts": [_alert_card(a, peers, currency, fitted_on_input, config) for a in shown.to_dict("records")],
+        "entities": entity_rollup(alerts).head(20).to_dict("records"),
+        "networks": networks.head(15).to_dict("records"),
+        "n_networks": len(networks),
+        "rings": [dict(r, network=", ".join(sorted({in_network[t] for t in r["traders"] if t in in_network})))
+                  for r in _rings(run_dir / "items.parquet", alerts)],
+        "model": _model_text(manifest),
+        "drift": manifest.get("drift"),
+        "skipped_rules": manifest.get("rules_skipped_for_missing_columns") or [],
+        "seconds": manifest.get("seconds", {}),
+    }
+
+
+def _accounting(manifest: dict) -> list[dict]:
+    scored = manifest.get("rows_scored", {})
+    rows = []
+    for s in manifest.get("inputs", []):
+        kind = s.get("kind", "")
+        if kind == "transfers":
+            detail = (f"{scored.get('transfers_unmatched', 0):,} scored as items (no invoice found), "
+                      f"{scored.get('transfers_settling_invoices', 0):,} scored through the invoices they pay")
+        else:
+            detail = f"{scored.get('invoices', s['rows_accepted']):,} invoice lines scored"
+        rows.append({"kind": kind, "path": s.get("path", ""), "sha256": s.get("sha256", "")[:16],
+                     "dates": " to ".join(s.get("date_range", [])), "rows_in": s["rows_in"],
+                     "accepted": s["rows_accepted"], "quarantined": s["rows_quarantined"], "detail": detail,
+                     "balanced": s["rows_in"] == s["rows_accepted"] + s["rows_quarantined"],
+                     "reasons": sorted(s.get("quarantine_reasons", {}).items(), key=lambda kv: -kv[1])})
+    return rows
+
+
+def _risk_bands(alerts: pd.DataFrame, threshold: float) -> list[tuple[str, int]]:
+    risk = alerts["risk"].to_numpy(dtype=float)
+    edges = [(80, 101, "80-100"), (60, 80, "60-79"), (threshold, 60, f"{threshold:g}-59")]
+    return [(label, int(((risk >= lo) & (risk < hi)).sum())) for lo, hi, label in edges if lo < hi]
+
+
+def _counts(values: pd.Series, n: int | None = None) -> list[tuple[str, int]]:
+    counts = values[values.astype(str) != ""].value_counts()
+    counts = counts.sort_index().sort_values(ascending=False, kind="stable")  # ties in name order: stable
+    return [(str(k), int(v)) for k, v in (counts.head(n) if n else counts).items()]
+
+
+def _corridors(alerts: pd.DataFrame) -> pd.Series:
+    def pair(a, b):
+        left = alerts[a].astype("string") if a in alerts else pd.Series(pd.NA, index=alerts.index, dtype="string")
+        right = alerts[b].astype("string") if b in alerts else pd.Series(pd.NA, index=alerts.index, dtype="string")
+        return left + " → " + right
+    invoice = pair("exporter_country", "importer_country")
+    transfer = pair("payer_country", "payee_country")
+    is_invoice = alerts["item"] == "invoice"
+    return invoice.where(is_invoice, transfer + " (payment)").fillna("")
+
+
+def _model_text(manifest: dict) -> str:
+    info = manifest.get("model_info") or {}
+    text = str(manifest.get("model", "fitted on the input"))
+    if info.get("version") is not None:
+        text += f" = {info.get('name')} version {info['version']} (run {info.get('run_id', '?')})"
+    elif info.get("sha256"):
+        text += f" (model.json sha256 {info['sha256'][:16]}, trained with tbml {info.get('tbml_version', '?')})"
+    return text
+
+
+# ---- the top alerts and their peers --------------------------------------------------------------------
+
+_PEER_COLUMNS = ["item", "invoice_id", "source_row", "date", "hs6", "exporter_country", "importer_country",
+                 "declaration_side", "quantity", "quantity_unit", "gross_weight_kg", "reporting_value"]
+
+
+def _peer_lines(items_path: Path, shown: pd.DataFrame) -> pd.DataFrame:
+    """The invoice lines of the scored file that share an HS chapter with a shown alert (read from
+    items.parquet, only the columns a price needs)."""
+    if not items_path.exists() or "hs6" not in shown:
+        return pd.DataFrame(columns=_PEER_COLUMNS)
+    chapters = sorted({str(h)[:2] for h in shown["hs6"].dropna()})
+    dataset = ds.dataset(items_path)
+    columns = [c for c in _PEER_COLUMNS if c in dataset.schema.names]
+    if not chapters or "hs6" not in columns:
+        return pd.DataFrame(columns=_PEER_COLUMNS)
+    table = dataset.to_table(columns=columns, filter=ds.field("item") == "invoice")
+    frame = table.to_pandas()
+    return frame[frame["hs6"].astype(str).str[:2].isin(chapters)]
+
+
+def _alert_card(alert: dict, peers: pd.DataFrame, currency: str, fitted_on_input: bool, config: dict) -> dict:
+    is_invoice = alert.get("item") == "invoice"
+    card = {
+        "rank": alert["rank"], "risk": alert["risk"], "typology": alert.get("suspected_typology", ""),
+        "item": alert.get("item", ""),
+        "id": alert.get("invoice_id") if is_invoice else alert.get("transfer_id"),
+        "reasons": [r.strip() for r in str(alert.get("reasons", "")).split(" | ") if r.strip()],
+        "rules": [r for r in str(alert.get("rules_hit") or "").split(",") if r],
+        "facts": _facts(alert, is_invoice, currency),
+        "chart": None, "chart_note": "",
+    }
+    driver = alert.get("driver") or ""
+    if is_invoice and driver in _PRICE_DRIVERS and _finite(alert.get("price")):
+        prices, note = _peer_prices(alert, peers, driver, config)
+        where = "the model's training data" if not fitted_on_input else "this file"
+        box = f"box: Q1-median-Q3 of {int(alert.get('peers') or 0):,} reference lines ({alert.get('level', '')}, {where})"
+        unit = alert.get("unit") or ("KGM" if driver == "value_per_kg" else "")
+        card["chart"] = price_chart(prices, float(alert["price"]), _f(alert.get("reference_q1")),
+                                    _f(alert.get("reference_median")), _f(alert.get("reference_q3")),
+                                    _f(alert.get("fence_low")), _f(alert.get("fence_high")),
+                                    f"{_PRICE_DRIVERS[driver]}, {currency} per {unit}")
+        card["chart_note"] = (f"Red: this line. {box[0].upper() + box[1:]}; dashed: the fences beyond which a price "
+                              f"is an outlier; dots: {note}.")
+    return card
+
+
+def _finite(x) -> bool:
+    try:
+        return bool(np.isfinite(float(x)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _f(x) -> float:
+    return float(x) if _finite(x) else float("nan")
+
+
+def _facts(alert: dict, is_invoice: bool, currency: str) -> list[tuple[str, str]]:
+    def text(name):
+        value = alert.get(name)
+        return "" if value is None or (isinstance(value, float) and not np.isfinite(value)) else str(value)
+
+    if is_invoice:
+        facts = [("date", text("date")[:10]), ("importer", text("importer_id")), ("exporter", text("exporter_id")),
+                 ("corridor", f"{text('exporter_country')} → {text('importer_country')}"),
+                 ("HS code", text("hs_code")), ("goods", text("goods_description")),
+                 ("quantity", f"{number(_f(alert.get('quantity')))} {text('quantity_unit')}"),
+                 ("gross weight", f"{number(_f(alert.get('gross_weight_kg')))} kg"),
+                 ("value", f"{number(_f(alert.get('value')))} {text('currency')} = "
+                           f"{number(_f(alert.get('reporting_value')))} {currency}"),
+                 ("shipment", text("shipment_ref")), ("source row", text("source_row"))]
+    else:
+        facts = [("date", text("date")[:10]), ("payer", f"{text('payer_id')} ({text('payer_country')})"),
+                 ("payee", f"{text('payee_id')} ({text('payee_country')})"),
+                 ("amount", f"{number(_f(alert.get('amount')))} {text('currency')}"),
+                 ("channel", text("channel")), ("cites invoice", text("invoice_ref")), ("source row", text("source_row"))]
+    return [(k, v) for k, v in facts if v.strip() and v.strip() not in ("→", "n/a", "n/a kg", "()")]
+
+
+def _peer_prices(alert: dict, peers: pd.DataFrame, driver: str, config: dict) -> tuple[np.ndarray, str]:
+    """This file's lines in the alert's peer group (same measure, unit, side and level keys), without the
+    alert's own line, and a note saying what the dots are."""
+    if peers.empty:
+        return np.empty(0), "no peer lines available"
+    value = peers["reporting_value"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if driver == "unit_price":
+            price = value / peers["quantity"].to_numpy(dtype=float)
+            mask = np.array(peers["quantity_unit"].astype(str) == str(alert.get("unit")), dtype=bool)
+        else:
+            price = value / peers["gross_weight_kg"].to_numpy(dtype=float)
+            mask = np.ones(len(peers), dtype=bool)
+    side = peers["declaration_side"].astype("string").fillna("").to_numpy() if "declaration_side" in peers else None
+    if side is not None:
+        mask &= side == (alert.get("declaration_side") or "")
+    mask &= (peers["source_row"] != alert.get("source_row")).to_numpy()
+    keys = level_keys(alert.get("level", ""))
+    note = "other lines of that group in this file"
+    if keys is None:  # an external reference: show the file's own lines of the same HS6
+        keys, note = {"hs6": str(alert.get("hs6"))}, "this file's lines of the same HS6"
+    hs6 = peers["hs6"].astype(str)
+    period = config.get("pricing", {}).get("period", "quarter")
+    for key, wanted in keys.items():
+        if key in ("hs6", "hs4", "hs2"):
+            mask &= (hs6.str[: int(key[2])] == wanted).to_numpy()
+        elif key == "origin":
+            mask &= (peers["exporter_country"].astype(str) == wanted).to_numpy()
+        elif key == "destination":
+            mask &= (peers["importer_country"].astype(str) == wanted).to_numpy()
+        elif key == "period":
+            mask &= (_period(peers["date"], period) == wanted).to_numpy()
+    chosen = price[mask]
+    chosen = chosen[np.isfinite(chosen) & (chosen > 0)]
+    return chosen, f"{len(chosen):,} {note}"
+
+
+def _period(dates: pd.Series, period: str) -> pd.Series:
+    dates = pd.to_datetime(dates)
+    if period == "month":
+        return dates.dt.strftime("%Y-%m")
+    if period == "year":
+        return dates.dt.year.astype(str)
+    return dates.dt.year.astype(str) + "Q" + dates.dt.quarter.astype(str)
+
+
+# ---- circular trade ------------------------------------------------------------------------------------
+
+def _rings(items_path: Path, alerts: pd.DataFrame, n: int = 6) -> list[dict]:
+    """The ``n`` rings with the most alerted risk, each with its legs in order round the ring."""
+    if "cycle_id" not in alerts:
+        return []
+    ringed = alerts[alerts["cycle_id"].fillna("").astype(str) != ""]
+    if ringed.empty:
+        return []
+    ranked = ringed.groupby("cycle_id")["risk"].agg(["sum", "size"]).sort_values(
+        ["sum", "size"], ascending=False, kind="stable").head(n)
+    names = ranked.index.tolist()
+    legs = ringed[ringed["cycle_id"].isin(names)]
+    if items_path.exists():  # every leg of the ring, alerted or not
+        table = ds.dataset(items_path).to_table(
+            columns=["cycle_id", "exporter_id", "importer_id", "date", "risk"], filter=ds.field("cycle_id").isin(names))
+        legs = table.to_pandas()
+    out = []
+    for rank, name in enumerate(names, start=1):
+        mine = legs[legs["cycle_id"] == name]
+        pairs = mine.groupby(["exporter_id", "importer_id"]).agg(lines=("risk", "size"), first=("date", "min"),
+                                                                  last=("date", "max")).reset_index()
+        ordered = _ring_order(list(zip(pairs["exporter_id"], pairs["importer_id"])))
+        info = pairs.set_index(["exporter_id", "importer_id"])
+        edges = []
+        for seller, buyer in ordered:
+            row = info.loc[(seller, buyer)]
+            edges.append((seller, buyer, f"{int(row['lines'])} line(s), {str(row['first'])[:10]} to {str(row['last'])[:10]}"))
+        hs6 = name.split(":", 1)[0]
+        traders = sorted({t for e in ordered for t in e})
+        out.append({"ring": name, "hs6": hs6, "traders": traders, "legs": edges,
+                    "risk_sum": float(ranked.loc[name, "sum"]), "alerts": int(ranked.loc[name, "size"]),
+                    "chart": ring_chart(edges, f"ring{rank}", f"HS6 {hs6}: goods round {len(traders)} traders")})
+    return out
+
+
+def _ring_order(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The legs in the order the goods travel, starting from the smallest trader; legs off the ring last."""
+    if not pairs:
+        return []
+    following = {}
+    for seller, buyer in sorted(pairs):
+        following.setdefault(seller, buyer)
+    start = min(following)
+    ordered, node = [], start
+    while node in following and (node, following[node]) not in ordered:
+        ordered.append((node, following[node]))
+        node = following[node]
+    return ordered + [p for p in sorted(pairs) if p not in ordered]

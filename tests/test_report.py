@@ -1,0 +1,193 @@
+"""The HTML report: what it shows matches the run, its charts draw the right things, every text from the
+data is escaped, and writing it is atomic."""
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from tbml import report
+from tbml.charts import bar_chart, price_chart, ring_chart
+from tbml.cli import cli
+from tbml.detectors.price import _level_label, level_keys
+
+EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>"\'&'
+
+
+class _Page(HTMLParser):
+    """Tags, ids and the text of a page, as a browser's parser sees them."""
+
+    def __init__(self, html):
+        super().__init__()
+        self.tags, self.ids, self.text = [], set(), []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if dict(attrs).get("id"):
+            self.ids.add(dict(attrs)["id"])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_report_shows_the_run_it_was_made_from(scored_run, tmp_path):
+    out = report.write_report(scored_run, out=tmp_path / "r.html", top=7)
+    html = out.read_text(encoding="utf-8")
+    page = _Page(html)
+    manifest = json.loads((scored_run / "manifest.json").read_text())
+    alerts = pd.read_parquet(scored_run / "alerts.parquet")
+    text = " ".join(page.text)
+    # row accounting: every input's figures, and the check that they add up
+    for s in manifest["inputs"]:
+        assert f"{s['rows_in']:,}" in text and s["path"] in text
+    assert text.count("in = accepted + quarantined") == len(manifest["inputs"])
+    # the seven top alerts, in rank order, with their ids and first reasons
+    cards = [attrs["id"] for tag, attrs in page.tags if tag == "section" and attrs.get("id", "").startswith("alert-")]
+    assert cards == [f"alert-{i}" for i in range(1, 8)]
+    for alert in alerts.head(7).itertuples():
+        name = alert.invoice_id if alert.item == "invoice" else alert.transfer_id
+        assert name in text and alert.reasons.split(" | ")[0] in text
+    # a price chart for each shown invoice alert judged on its price
+    priced = alerts.head(7)
+    priced = priced[(priced["item"] == "invoice") & priced["driver"].isin(["unit_price", "value_per_kg"])]
+    assert html.count('aria-label="price ') == len(priced) > 0
+    # typology bars count every alert
+    bars = re.search(r'aria-label="alerts by suspected typology">(.*?)</svg>', html).group(1)
+    shown = [int(v.replace(",", "")) for v in re.findall(r'fill="#1f2933">([\d,]+)</text>', bars)]
+    assert sum(shown) == len(alerts)
+    # the model line and every section the investigator navigates to
+    assert "fitted on the input" in text
+    assert {"accounting", "overview", "alerts", "entities", "networks", "rings", "run"} <= page.ids
+
+
+def test_report_draws_rings_from_the_alerted_cycles(scored_run, tmp_path):
+    alerts = pd.read_parquet(scored_run / "alerts.parquet")
+    rings = alerts["cycle_id"].fillna("").astype(str)
+    assert (rings != "").any(), "the fixture should hold circular trade"
+    html = report.write_report(scored_run, out=tmp_path / "r.html").read_text(encoding="utf-8")
+    drawn = re.findall(r'aria-label="HS6 (\d{6}): goods round (\d) traders"', html)
+    assert drawn
+    for hs6, traders in drawn:
+        members = {m for ring in rings[rings.str.startswith(hs6 + ":")] for m in ring.split(":")[1].split("-")}
+        assert int(traders) <= len(members)
+
+
+def test_every_text_from_the_data_is_escaped(scored_run, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("manifest.json", "items.parquet"):
+        (run / name).write_bytes((scored_run / name).read_bytes())
+    alerts = pd.read_parquet(scored_run / "alerts.parquet")
+    for column in ("importer_id", "exporter_id", "goods_description", "exporter_country", "reasons"):
+        alerts[column] = alerts[column].astype(object)
+        alerts.loc[alerts.index[:3], column] = EVIL
+    ringed = alerts.index[alerts["cycle_id"].fillna("") != ""][:2]
+    alerts.loc[ringed, "exporter_id"] = EVIL  # into a ring drawing too
+    alerts.to_parquet(run / "alerts.parquet")
+    html = report.write_report(run, title=EVIL).read_text(encoding="utf-8")
+    assert "<script>alert" not in html and "<img src=x" not in html and "onerror=alert(1)>" not in html
+    assert "&lt;script&gt;alert(" in html
+    page = _Page(html)
+    assert [tag for tag, _ in page.tags].count("script") == 1  # only the page's own check
+    assert not any(tag == "img" for tag, _ in page.tags)
+    assert any(EVIL in chunk for chunk in page.text)  # shown to the reader as text, exactly
+
+
+def test_the_page_allows_only_its_own_script(scored_run, tmp_path):
+    html = report.write_report(scored_run, out=tmp_path / "r.html").read_text(encoding="utf-8")
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    assert "default-src 'none'" in policy
+    script = re.search(r"<script>(.*?)</script>", html, re.S).group(1)
+    import base64
+    import hashlib
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in policy
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing to fetch
+    assert "https://" not in html
+
+
+def test_a_crash_while_writing_leaves_the_previous_report(scored_run, tmp_path, monkeypatch):
+    out = tmp_path / "report.html"
+    report.write_report(scored_run, out=out, top=3)
+    before = out.read_bytes()
+
+    def half_then_crash(self, text, encoding=None):
+        with open(self, "w", encoding=encoding) as handle:
+            handle.write(text[: len(text) // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", half_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        report.write_report(scored_run, out=out, top=10)
+    monkeypatch.undo()
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no half-written temporary left
+
+
+def test_report_command(scored_run, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["report", str(scored_run), "-o", str(tmp_path / "r.html"), "--top", "3"])
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(rf"report: {re.escape(str(tmp_path / 'r.html'))} \([\d,]+ KiB\)\n", result.output)
+    result = runner.invoke(cli, ["report", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {tmp_path}: no manifest.json; is this a folder written by `tbml score -o`?\n"
+
+
+# ---- charts ----------------------------------------------------------------------------------------------
+
+def _xs(svg: str, pattern: str) -> list[float]:
+    return [float(v) for v in re.findall(pattern, svg)]
+
+
+def test_price_chart_places_price_box_and_fences_in_order():
+    peers = np.exp(np.random.default_rng(0).normal(np.log(100), 0.2, 50))
+    svg = str(price_chart(peers, 900.0, 88.0, 100.0, 113.0, 60.0, 165.0, "unit price, USD per NAR"))
+    box_x = _xs(svg, r'<rect x="([\d.]+)" y="\d+" width="[\d.]+" height="\d+" fill="#bcccdc"')[0]
+    fences = _xs(svg, r'<line x1="([\d.]+)" y1="\d+" x2="[\d.]+" y2="\d+" stroke="#7b8794" stroke-dasharray')
+    price_x = _xs(svg, r'<circle cx="([\d.]+)" cy="[\d.]+" r="5" fill="#c62828"')[0]
+    assert fences[0] < box_x < fences[1] < price_x  # lower fence, box, upper fence, then the over-priced line
+    assert svg.count('r="2.2"') == 50  # one dot per peer
+
+
+def test_price_chart_thins_many_peers_to_their_quantiles():
+    peers = np.arange(1.0, 5001.0)
+    svg = str(price_chart(peers, 10.0, 1000.0, 2500.0, 3750.0, 10.0, 9000.0, "x"))
+    assert svg.count('r="2.2"') == 400
+
+
+def test_bar_and_ring_charts_escape_and_count():
+    svg = str(bar_chart([(EVIL, 3), ("b", 1)], "t"))
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and svg.count("<rect") == 2
+    ring = str(ring_chart([("A", EVIL, "1 line"), (EVIL, "C", "2 lines"), ("C", "A", "1 line")], "r1", "ring"))
+    assert ring.count("marker-end=") == 3 and ring.count("<circle") == 3 and "<script>" not in ring
+
+
+def test_level_labels_read_back_as_peer_keys():
+    keys = pd.DataFrame({"hs6": ["090111"], "origin": ["CN"], "destination": ["US"], "period": ["2023Q2"]})
+    level = ("hs6", "origin", "destination", "period")
+    label = _level_label(keys, level, np.array([True]))[0]
+    assert label == "HS6 090111 from CN to US period 2023Q2"
+    assert level_keys(label) == {"hs6": "090111", "origin": "CN", "destination": "US", "period": "2023Q2"}
+    assert level_keys("all lines") == {} and level_keys("UN Comtrade 2023 HS6") is None
+
+
+def test_peer_dots_are_the_lines_of_the_alerts_group():
+    peers = pd.DataFrame({
+        "item": "invoice", "invoice_id": ["a", "b", "c", "d", "e"], "source_row": [1, 2, 3, 4, 5],
+        "date": pd.to_datetime(["2023-04-02", "2023-05-01", "2023-05-09", "2023-08-01", "2023-05-03"]),
+        "hs6": ["090111", "090111", "090111", "090111", "090112"],
+        "exporter_country": ["CN", "CN", "VN", "CN", "CN"], "importer_country": "US",
+        "declaration_side": "import", "quantity": [10.0, 20.0, 10.0, 10.0, 10.0], "quantity_unit": "KGM",
+        "gross_weight_kg": 10.0, "reporting_value": [100.0, 300.0, 50.0, 70.0, 80.0]})
+    alert = {"source_row": 1, "unit": "KGM", "declaration_side": "import",
+             "level": "HS6 090111 from CN to US period 2023Q2"}
+    prices, note = report._peer_prices(alert, peers, "unit_price", {"pricing": {"period": "quarter"}})
+    assert prices.tolist() == [15.0]  # b only: a is the line itself, c another origin, d another quarter, e another HS6
+    assert note == "1 other lines of that group in this file"
