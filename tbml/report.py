@@ -27,7 +27,7 @@ from tbml.charts import bar_chart, number, price_chart, ring_chart
 from tbml.detectors.price import level_keys
 from tbml.errors import TBMLError
 from tbml.io import write_atomic
-from tbml.rollup import entity_rollup, network_of_entity, network_rollup
+from tbml.rollup import entity_rollup, networks_and_members
 
 REPORT_NAME = "report.html"
 # Marks the page as drawn (or not) for a browser test: counts the charts that have a size and the errors.
@@ -87,10 +87,9 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
     config = manifest.get("config", {})
     currency = config.get("ingest", {}).get("reporting_currency", "USD")
     shown = alerts.head(top)
-    peers = _peer_lines(run_dir / "items.parquet", shown)
+    peers = _peer_lines(run_dir / "items.parquet", shown, config.get("pricing", {}).get("period", "quarter"))
     fitted_on_input = manifest.get("model") in (None, "fitted on the input")
-    networks = network_rollup(alerts)
-    in_network = network_of_entity(alerts)
+    networks, in_network = networks_and_members(alerts)
     return {
         "title": title or f"tbml alerts: {run_dir.resolve().name}",
         "manifest": manifest,
@@ -100,7 +99,7 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
         "by_typology": bar_chart(_counts(alerts["suspected_typology"]), "alerts by suspected typology"),
         "by_corridor": bar_chart(_counts(_corridors(alerts), 12), "alerts by corridor"),
         "n_alerts": len(alerts), "n_top": len(shown),
-        "top_alerts": [_alert_card(a, peers, currency, fitted_on_input, config) for a in shown.to_dict("records")],
+        "top_alerts": [_alert_card(a, peers, currency, fitted_on_input) for a in shown.to_dict("records")],
         "entities": entity_rollup(alerts).head(20).to_dict("records"),
         "networks": networks.head(15).to_dict("records"),
         "n_networks": len(networks),
@@ -170,9 +169,9 @@ _PEER_COLUMNS = ["item", "invoice_id", "source_row", "date", "hs6", "exporter_co
                  "declaration_side", "quantity", "quantity_unit", "gross_weight_kg", "reporting_value"]
 
 
-def _peer_lines(items_path: Path, shown: pd.DataFrame) -> pd.DataFrame:
+def _peer_lines(items_path: Path, shown: pd.DataFrame, period: str) -> pd.DataFrame:
     """The invoice lines of the scored file that share an HS chapter with a shown alert (read from
-    items.parquet, only the columns a price needs)."""
+    items.parquet, only the columns a price needs), with ``hs6`` as text and their ``period`` key."""
     if not items_path.exists() or "hs6" not in shown:
         return pd.DataFrame(columns=_PEER_COLUMNS)
     chapters = sorted({str(h)[:2] for h in shown["hs6"].dropna()})
@@ -180,12 +179,17 @@ def _peer_lines(items_path: Path, shown: pd.DataFrame) -> pd.DataFrame:
     columns = [c for c in _PEER_COLUMNS if c in dataset.schema.names]
     if not chapters or "hs6" not in columns:
         return pd.DataFrame(columns=_PEER_COLUMNS)
-    table = dataset.to_table(columns=columns, filter=ds.field("item") == "invoice")
-    frame = table.to_pandas()
-    return frame[frame["hs6"].astype(str).str[:2].isin(chapters)]
+    wanted = ds.field("item") == "invoice"
+    if "hs2" in dataset.schema.names:  # read only the chapters shown, not a million lines
+        wanted &= ds.field("hs2").isin(chapters)
+    frame = dataset.to_table(columns=columns, filter=wanted).to_pandas()
+    frame["hs6"] = frame["hs6"].astype(str)
+    frame = frame[frame["hs6"].str[:2].isin(chapters)].copy()
+    frame["period"] = _period(frame["date"], period)
+    return frame
 
 
-def _alert_card(alert: dict, peers: pd.DataFrame, currency: str, fitted_on_input: bool, config: dict) -> dict:
+def _alert_card(alert: dict, peers: pd.DataFrame, currency: str, fitted_on_input: bool) -> dict:
     is_invoice = alert.get("item") == "invoice"
     card = {
         "rank": alert["rank"], "risk": alert["risk"], "typology": alert.get("suspected_typology", ""),
@@ -198,7 +202,7 @@ def _alert_card(alert: dict, peers: pd.DataFrame, currency: str, fitted_on_input
     }
     driver = alert.get("driver") or ""
     if is_invoice and driver in _PRICE_DRIVERS and _finite(alert.get("price")):
-        prices, note = _peer_prices(alert, peers, driver, config)
+        prices, note = _peer_prices(alert, peers, driver)
         where = "the model's training data" if not fitted_on_input else "this file"
         box = f"box: Q1-median-Q3 of {int(alert.get('peers') or 0):,} reference lines ({alert.get('level', '')}, {where})"
         unit = alert.get("unit") or ("KGM" if driver == "value_per_kg" else "")
@@ -244,7 +248,7 @@ def _facts(alert: dict, is_invoice: bool, currency: str) -> list[tuple[str, str]
     return [(k, v) for k, v in facts if v.strip() and v.strip() not in ("→", "n/a", "n/a kg", "()")]
 
 
-def _peer_prices(alert: dict, peers: pd.DataFrame, driver: str, config: dict) -> tuple[np.ndarray, str]:
+def _peer_prices(alert: dict, peers: pd.DataFrame, driver: str) -> tuple[np.ndarray, str]:
     """This file's lines in the alert's peer group (same measure, unit, side and level keys), without the
     alert's own line, and a note saying what the dots are."""
     if peers.empty:
@@ -265,8 +269,7 @@ def _peer_prices(alert: dict, peers: pd.DataFrame, driver: str, config: dict) ->
     note = "other lines of that group in this file"
     if keys is None:  # an external reference: show the file's own lines of the same HS6
         keys, note = {"hs6": str(alert.get("hs6"))}, "this file's lines of the same HS6"
-    hs6 = peers["hs6"].astype(str)
-    period = config.get("pricing", {}).get("period", "quarter")
+    hs6 = peers["hs6"]
     for key, wanted in keys.items():
         if key in ("hs6", "hs4", "hs2"):
             mask &= (hs6.str[: int(key[2])] == wanted).to_numpy()
@@ -275,7 +278,7 @@ def _peer_prices(alert: dict, peers: pd.DataFrame, driver: str, config: dict) ->
         elif key == "destination":
             mask &= (peers["importer_country"].astype(str) == wanted).to_numpy()
         elif key == "period":
-            mask &= (_period(peers["date"], period) == wanted).to_numpy()
+            mask &= (peers["period"] == wanted).to_numpy()
     chosen = price[mask]
     chosen = chosen[np.isfinite(chosen) & (chosen > 0)]
     return chosen, f"{len(chosen):,} {note}"

@@ -28,53 +28,80 @@ def _involvements(alerts: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _top(values: pd.Series, n: int = 3) -> str:
-    counts = values[values.astype(str) != ""].value_counts()
-    return ", ".join(f"{k} ({v})" for k, v in counts.head(n).items())
+def _top(groups: pd.Series, values: pd.Series, n: int = 3) -> pd.Series:
+    """Per group, its ``n`` most frequent non-empty values with their counts, "a (5), b (2)" (ties by
+    name), for all groups at once: a Python call per group costs seconds at a million alerts."""
+    frame = pd.DataFrame({"group": groups.to_numpy(), "value": values.astype("string").fillna("").to_numpy()})
+    frame = frame[frame["value"] != ""]
+    counts = frame.groupby(["group", "value"]).size().reset_index(name="n")
+    counts = counts.sort_values(["group", "n", "value"], ascending=[True, False, True], kind="stable")
+    counts = counts[counts.groupby("group").cumcount() < n]
+    text = counts["value"].astype(str) + " (" + counts["n"].astype(str) + ")"
+    return text.groupby(counts["group"].to_numpy()).agg(", ".join)
+
+
+def _distinct(groups: pd.Series, values: pd.Series) -> pd.Series:
+    """Per group, its distinct values sorted and joined: "exporter, payee"."""
+    frame = pd.DataFrame({"group": groups.to_numpy(), "value": values.astype(str).to_numpy()}).drop_duplicates()
+    frame = frame.sort_values(["group", "value"], kind="stable")
+    return frame["value"].groupby(frame["group"].to_numpy()).agg(", ".join)
 
 
 def entity_rollup(alerts: pd.DataFrame) -> pd.DataFrame:
     inv = _involvements(alerts)
     if inv.empty:
         return pd.DataFrame(columns=["rank", "entity", "alerts", "risk_sum", "risk_max", "value", "roles", "typologies"])
-    grouped = inv.groupby("entity")
+    # an entity that is importer and payer of one alert has that alert's risk and value once
+    once = inv.drop_duplicates(["entity", "alert"]).groupby("entity")
     out = pd.DataFrame({
-        "alerts": grouped["alert"].nunique(),
-        "risk_sum": grouped["risk"].sum().round(1),
-        "risk_max": grouped["risk"].max(),
-        "value": grouped["reporting_value"].sum().round(2),
-        "roles": grouped["role"].agg(lambda s: ", ".join(sorted(set(s)))),
-        "typologies": grouped["suspected_typology"].agg(_top),
-    }).sort_values(["risk_sum", "risk_max"], ascending=False, kind="stable").reset_index()
+        "alerts": once["alert"].size(),
+        "risk_sum": once["risk"].sum().round(1),
+        "risk_max": once["risk"].max(),
+        "value": once["reporting_value"].sum().round(2),
+        "roles": _distinct(inv["entity"], inv["role"]),
+        "typologies": _top(inv.drop_duplicates(["entity", "alert"])["entity"],
+                           inv.drop_duplicates(["entity", "alert"])["suspected_typology"]),
+    })
+    out.index.name = "entity"
+    out["typologies"] = out["typologies"].fillna("")
+    out = out.sort_values(["risk_sum", "risk_max"], ascending=False, kind="stable").reset_index()
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
 
 
 def network_rollup(alerts: pd.DataFrame, max_listed: int = 12) -> pd.DataFrame:
+    return networks_and_members(alerts, max_listed)[0]
+
+
+def networks_and_members(alerts: pd.DataFrame, max_listed: int = 12) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The network roll-up, and every entity of a rolled-up network with its network's name (the table
+    lists ``max_listed`` members of each)."""
     inv = _networked(alerts)
     names = _network_names(inv)
+    members_of = {e: names[n] for e, n in zip(inv["entity"], inv["network"]) if n in names}
     if not names:
-        return pd.DataFrame(columns=["rank", "network", "entities", "alerts", "risk_sum", "value", "members", "typologies"])
-    grouped = inv[inv["network"].isin(names)].groupby("network")
+        return pd.DataFrame(columns=["rank", "network", "entities", "alerts", "risk_sum", "value", "members",
+                                     "typologies"]), members_of
+    inv = inv[inv["network"].isin(names)]
+    grouped = inv.groupby("network")
+    once = inv.drop_duplicates(["network", "alert"])
+    members = inv[["network", "entity"]].drop_duplicates().sort_values(["network", "entity"], kind="stable")
+    listed = members[members.groupby("network").cumcount() < max_listed]
     out = pd.DataFrame({
         "entities": grouped["entity"].nunique(),
         "alerts": grouped["alert"].nunique(),
-        "risk_sum": grouped.apply(lambda g: g.drop_duplicates("alert")["risk"].sum(), include_groups=False).round(1),
-        "value": grouped.apply(lambda g: g.drop_duplicates("alert")["reporting_value"].sum(), include_groups=False).round(2),
-        "members": grouped["entity"].agg(lambda s: ", ".join(sorted(set(s))[:max_listed])
-                                         + (" ..." if s.nunique() > max_listed else "")),
-        "typologies": grouped["suspected_typology"].agg(_top),
-    }).loc[list(names)].reset_index()
+        "risk_sum": once.groupby("network")["risk"].sum().round(1),
+        "value": once.groupby("network")["reporting_value"].sum().round(2),
+        "members": listed["entity"].astype(str).groupby(listed["network"].to_numpy()).agg(", ".join),
+        "typologies": _top(once["network"], once["suspected_typology"]),
+    })
+    out.index.name = "network"
+    out["members"] = out["members"].where(out["entities"] <= max_listed, out["members"] + " ...")
+    out["typologies"] = out["typologies"].fillna("")
+    out = out.loc[list(names)].reset_index()
     out["network"] = out["network"].map(names)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
-    return out
-
-
-def network_of_entity(alerts: pd.DataFrame) -> dict[str, str]:
-    """Every entity of a rolled-up network, with the network's name in ``network_rollup`` (N1, N2, ...)."""
-    inv = _networked(alerts)
-    names = _network_names(inv)
-    return {e: names[n] for e, n in zip(inv["entity"], inv["network"]) if n in names}
+    return out, members_of
 
 
 def _network_names(inv: pd.DataFrame) -> dict[str, str]:
