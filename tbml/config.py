@@ -48,6 +48,7 @@ class PricingConfig:
     min_group_size: int | str = "auto"
     threshold: float = 1.5
     min_spread: float = 0.05
+    specific_peer_z: float = 2.0  # a specific peer group must differ from its broader one by this many SEs
     skew_adjusted: bool = False
     cif_fob_margin: float = 0.06
     reference_prices: str | None = None

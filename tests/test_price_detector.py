@@ -58,6 +58,21 @@ def test_closest_level_with_enough_peers():
     assert outlier["fence_distance"] > 3 and outlier["direction"] == "over"
 
 
+def test_a_corridor_gets_its_own_peers_only_where_it_prices_differently():
+    same = peers("090111", 40, origin="CN", seed=1) + peers("090111", 40, origin="VN", seed=2)
+    apart = peers("090121", 40, price=10.0, origin="CN", seed=3) + peers("090121", 40, price=20.0, origin="VN", seed=4)
+    data = lines(same + apart)
+    ex = PriceDeviationDetector(min_group_size=20).fit(data).explain(data)
+    # origins that price alike share one steadier group of 80; origins twice apart keep their own 40
+    assert set(ex["level"].iloc[:80]) == {"HS6 090111 to US"} and (ex["peers"].iloc[:80] == 80).all()
+    assert set(ex["level"].iloc[80:120]) == {"HS6 090121 from CN to US period 2023Q1"}
+    assert set(ex["level"].iloc[120:]) == {"HS6 090121 from VN to US period 2023Q1"}
+    assert ex["reference_median"].iloc[120] == pytest.approx(20.0, rel=0.1)
+    # z = 0: always the most specific group with enough peers, as before
+    eager = PriceDeviationDetector(min_group_size=20, specific_peer_z=0).fit(data).explain(data)
+    assert (eager["peers"] == 40).all()
+
+
 def test_a_line_cannot_be_its_own_reference():
     # five lines, one of them ten times dearer: with itself counted, HS6 would have exactly 5 members
     data = lines(peers("090111", 4) + [("090111", "KGM", 100.0, 100.0, "CN", "US", "2023-02-01")]

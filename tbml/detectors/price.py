@@ -57,6 +57,10 @@ class PriceDeviationDetector(BaseDetector):
     min_spread : float, default 0.05
         Floor on the IQR and the scaled MAD, on the log scale (about 5%): a group of identical prices must
         not turn a 1% difference into an infinite distance.
+    specific_peer_z : float, default 2.0
+        A specific peer group (a corridor and quarter, say) is used only where its median or spread differs
+        from the next broader group's by more than this many standard errors; otherwise the broader group
+        judges the line. 0 always takes the most specific group with enough peers.
     contamination : "auto" or float, default "auto"
         "auto" puts the outlier cut at ``threshold``; a float puts it at that share of the training lines.
     reference_prices : DataFrame, path or None
@@ -75,6 +79,7 @@ class PriceDeviationDetector(BaseDetector):
         skew_adjusted=False,
         threshold=1.5,
         min_spread=0.05,
+        specific_peer_z=2.0,
         contamination="auto",
         reference_prices=None,
         reporting_currency="USD",
@@ -87,6 +92,7 @@ class PriceDeviationDetector(BaseDetector):
         self.skew_adjusted = skew_adjusted
         self.threshold = threshold
         self.min_spread = min_spread
+        self.specific_peer_z = specific_peer_z
         self.contamination = contamination
         self.reference_prices = reference_prices
         self.reporting_currency = reporting_currency
@@ -177,7 +183,15 @@ class PriceDeviationDetector(BaseDetector):
         return out
 
     def _references(self, measure: Measure) -> dict[str, np.ndarray]:
-        """The reference statistics each line is compared with, following the hierarchy."""
+        """The reference statistics each line is compared with, following the hierarchy.
+
+        Levels come in blocks: those keyed by HS6 (the same goods), then the coarser ones (HS4, HS2),
+        with external reference prices between the two. Within a block a line takes the most specific
+        group that holds ``min_group_size`` peers and differs from the next broader such group by more
+        than sampling error (``specific_peer_z`` standard errors of its median or of its log IQR);
+        otherwise the broader group, whose quartiles are steadier. Where corridors really price
+        differently their own groups are used; where they do not, thirty lines' noisy quartiles are not.
+        """
         n = len(measure.log_value)
         ref = {k: np.full(n, np.nan) for k in _STATS}
         ref["count"] = np.zeros(n)
@@ -186,19 +200,41 @@ class PriceDeviationDetector(BaseDetector):
         open_rows = np.isfinite(measure.log_value)
         table = self.reference_prices_[self.reference_prices_["measure"] == measure.name]
         last_hs6 = max((i for i, lv in enumerate(self.levels_) if "hs6" in lv), default=len(self.levels_) - 1)
-        for index, level in enumerate(self.levels_):
-            columns = list(self._base_keys_ + level)
-            found = _lookup(measure.keys, open_rows, table[table["level"] == index], columns)
-            # peers other than the line itself: the line may be one of the group's members
-            ok = open_rows & (found["count"] - 1 >= self.min_group_size_)
-            _take(ref, found, ok, _level_label(measure.keys, level, ok), "own data")
-            open_rows &= ~ok
-            if index == last_hs6 and self.external_prices_ is not None and open_rows.any():
+        blocks = [range(0, last_hs6 + 1), range(last_hs6 + 1, len(self.levels_))]
+        for number, block in enumerate(blocks):
+            taken = self._choose_in_block(measure, table, block, open_rows, ref)
+            open_rows &= ~taken
+            if number == 0 and self.external_prices_ is not None and open_rows.any():
                 found, source, label = _external_lookup(measure, open_rows, self.external_prices_)
                 ok = open_rows & (found["count"] > 0)
                 _take(ref, found, ok, label, source)
                 open_rows &= ~ok
         return ref
+
+    def _choose_in_block(self, measure, table, block, open_rows, ref) -> np.ndarray:
+        """Fill ``ref`` for the open lines from the levels in ``block``; return the lines it filled."""
+        z = self.specific_peer_z
+        chosen = np.zeros(len(open_rows), dtype=bool)
+        broader = None  # per line, the stats of the nearest broader qualifying group seen so far
+        for index in reversed(block):  # broad to specific: a specific group must earn its place
+            level = self.levels_[index]
+            found = _lookup(measure.keys, open_rows, table[table["level"] == index], list(self._base_keys_ + level))
+            # peers other than the line itself: the line may be one of the group's members
+            ok = open_rows & (found["count"] - 1 >= self.min_group_size_)
+            if broader is None or not z:
+                distinct = ok
+            else:
+                # the same lines as the broader group: keep the specific name, it says more
+                same = found["count"] == broader["count"]
+                distinct = ok & (~chosen | same | _differs(found, broader, z, self.min_spread))
+            _take(ref, found, distinct, _level_label(measure.keys, level, distinct), "own data")
+            chosen |= distinct
+            if broader is None:
+                broader = {k: v.copy() for k, v in found.items()}
+            else:
+                for k in _STATS:
+                    broader[k] = np.where(ok, found[k], broader[k])
+        return chosen
 
     # ---- explaining ----------------------------------------------------------------------------------
 
@@ -336,6 +372,19 @@ def _group_codes(keys: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np
     order = np.arange(len(codes))[::-1]
     first[codes[order]] = order  # the last write wins: the first row of each group
     return codes, first
+
+
+def _differs(group: dict, broader: dict, z: float, min_spread: float) -> np.ndarray:
+    """Whether each line's group differs from its broader group by more than ``z`` standard errors of
+    the group's median (1.2533 sigma / sqrt(n), sigma = IQR / 1.349) or of its log IQR (1.166 / sqrt(n)),
+    the large-sample errors of sample quartiles under normality, on the log-price scale."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = np.maximum(group["count"], 1.0)
+        iqr = np.maximum(group["q3"] - group["q1"], min_spread)
+        broad_iqr = np.maximum(broader["q3"] - broader["q1"], min_spread)
+        median_gap = np.abs(group["median"] - broader["median"]) / (1.2533 * iqr / 1.349 / np.sqrt(n))
+        spread_gap = np.abs(np.log(iqr / broad_iqr)) / (1.166 / np.sqrt(n))
+    return np.nan_to_num(np.maximum(median_gap, spread_gap), nan=np.inf) > z
 
 
 def _lookup(keys: pd.DataFrame, rows: np.ndarray, table: pd.DataFrame, columns: list[str]) -> dict[str, np.ndarray]:
