@@ -46,6 +46,7 @@ LOG = logging.getLogger("tbml.batch")
 _KEYS = {"name", "base_dir", "inputs", "output", "model", "config", "alert_budget", "strict", "read"}
 _INPUT_KEYS = {"invoices", "transfers", "mapping", "transfers_mapping"}
 _READ_KEYS = {"encoding", "delimiter", "date_format"}
+_INDEX_COLUMNS = ["rank", "item", "invoice_id", "transfer_id", "risk", "suspected_typology", "reasons"]
 
 
 @dataclass(frozen=True)
@@ -344,13 +345,12 @@ def _write_index(job: BatchJob, model_info, outcomes: list[FileOutcome]) -> Path
     for o in outcomes:
         if o.status == "failed":
             continue
-        alerts = pd.read_parquet(job.output / "runs" / o.run_id / "alerts.parquet",
-                                 columns=["rank", "item", "invoice_id", "transfer_id", "risk", "suspected_typology",
-                                          "reasons"]).head(job.alert_budget)
+        alerts = pd.read_parquet(job.output / "runs" / o.run_id / "alerts.parquet").head(job.alert_budget)
+        alerts = alerts.reindex(columns=_INDEX_COLUMNS)  # a file without transfers has no transfer_id
         top.append(alerts.assign(run_id=o.run_id))
     top = (pd.concat(top, ignore_index=True).sort_values(["risk", "run_id", "rank"], ascending=[False, True, True],
                                                          kind="stable").head(job.alert_budget)
-           if top else pd.DataFrame(columns=["rank", "item", "invoice_id", "transfer_id", "risk", "run_id"]))
+           if top else pd.DataFrame(columns=[*_INDEX_COLUMNS, "run_id"]))
     rows = []
     for a in top.to_dict("records"):
         rows.append({**a, "id": a["invoice_id"] if a["item"] == "invoice" else a["transfer_id"],

@@ -67,7 +67,7 @@ def _input_options(func):
 @click.option("--invoices", "n_invoices", type=click.IntRange(min=100), default=100_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same data.")
 @click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Another file from the same world (traders, products) as --seed; 0 is the seed's own.")
+              help="Another file from the same world (traders, products) as --seed and --invoices; 0 is the seed's own.")
 @click.option("--laundering-rate", type=click.FloatRange(0, 0.5), default=0.02, show_default=True,
               help="Injected laundering cases per invoice, spread over the typologies.")
 @click.option("--typology", "typologies", type=click.Choice(TYPOLOGIES), multiple=True,

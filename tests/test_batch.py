@@ -177,6 +177,23 @@ def test_job_mistakes_are_one_line(tmp_path, text, message):
     assert result.output.count("\n") == 1
 
 
+def test_invoices_alone_with_a_mapping(tmp_path):
+    """A customs extract: no transfers, its own layout through a mapping, relative to base_dir."""
+    from .conftest import DATA, MAPPINGS
+    (tmp_path / "jobs").mkdir()
+    path = tmp_path / "jobs" / "customs.yaml"
+    path.write_text(f"base_dir: ..\ninputs:\n  - invoices: {DATA / 'customs_declarations.csv'}\n"
+                    f"    mapping: {MAPPINGS / 'customs_import_declarations.yaml'}\noutput: out\n")
+    result = CliRunner().invoke(cli, ["batch", str(path)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "batch.json").read_text())
+    (run,) = summary["files"]
+    assert run["status"] == "scored" and run["transfers"] is None and run["rows_in"] > 0
+    manifest = json.loads((tmp_path / "out" / "runs" / run["run_id"] / "manifest.json").read_text())
+    assert manifest["rows_in"] == manifest["rows_accepted"] + manifest["rows_quarantined"]
+    assert (tmp_path / "out" / "report.html").exists()
+
+
 def test_a_pattern_matching_nothing_is_a_failure(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text("inputs: [incoming/*.csv]\noutput: out\n")

@@ -56,7 +56,8 @@ def generate(
 
     ``seed`` fixes the world (products, prices, traders, relationships); ``sample`` draws another file
     from that same world: ``generate(50_000, seed=42, sample=1)`` is a new file from the market that
-    ``generate(50_000, seed=42)`` came from. Sample 0 is the seed's own file.
+    ``generate(50_000, seed=42)`` came from. Sample 0 is the seed's own file. The world's size (traders,
+    relationships) follows ``n_invoices``, so only files of the same size share a world.
     """
     if n_invoices < 100:
         raise ValueError("n_invoices must be at least 100")
