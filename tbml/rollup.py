@@ -52,15 +52,15 @@ def entity_rollup(alerts: pd.DataFrame) -> pd.DataFrame:
     if inv.empty:
         return pd.DataFrame(columns=["rank", "entity", "alerts", "risk_sum", "risk_max", "value", "roles", "typologies"])
     # an entity that is importer and payer of one alert has that alert's risk and value once
-    once = inv.drop_duplicates(["entity", "alert"]).groupby("entity")
+    unique = inv.drop_duplicates(["entity", "alert"])
+    once = unique.groupby("entity")
     out = pd.DataFrame({
         "alerts": once["alert"].size(),
         "risk_sum": once["risk"].sum().round(1),
         "risk_max": once["risk"].max(),
         "value": once["reporting_value"].sum().round(2),
         "roles": _distinct(inv["entity"], inv["role"]),
-        "typologies": _top(inv.drop_duplicates(["entity", "alert"])["entity"],
-                           inv.drop_duplicates(["entity", "alert"])["suspected_typology"]),
+        "typologies": _top(unique["entity"], unique["suspected_typology"]),
     })
     out.index.name = "entity"
     out["typologies"] = out["typologies"].fillna("")
