@@ -25,6 +25,7 @@ from markupsafe import Markup
 
 from tbml.charts import bar_chart, number, price_chart, ring_chart
 from tbml.detectors.price import level_keys
+from tbml.features.pricing import period_keys
 from tbml.errors import TBMLError
 from tbml.io import write_atomic
 from tbml.rollup import entity_rollup, networks_and_members
@@ -185,7 +186,7 @@ def _peer_lines(items_path: Path, shown: pd.DataFrame, period: str) -> pd.DataFr
     frame = dataset.to_table(columns=columns, filter=wanted).to_pandas()
     frame["hs6"] = frame["hs6"].astype(str)
     frame = frame[frame["hs6"].str[:2].isin(chapters)].copy()
-    frame["period"] = _period(frame["date"], period)
+    frame["period"] = period_keys(frame["date"], period)
     return frame
 
 
@@ -282,15 +283,6 @@ def _peer_prices(alert: dict, peers: pd.DataFrame, driver: str) -> tuple[np.ndar
     chosen = price[mask]
     chosen = chosen[np.isfinite(chosen) & (chosen > 0)]
     return chosen, f"{len(chosen):,} {note}"
-
-
-def _period(dates: pd.Series, period: str) -> pd.Series:
-    dates = pd.to_datetime(dates)
-    if period == "month":
-        return dates.dt.strftime("%Y-%m")
-    if period == "year":
-        return dates.dt.year.astype(str)
-    return dates.dt.year.astype(str) + "Q" + dates.dt.quarter.astype(str)
 
 
 # ---- circular trade ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from tbml import report
 from tbml.charts import bar_chart, price_chart, ring_chart
 from tbml.cli import cli
 from tbml.detectors.price import _level_label, level_keys
+from tbml.features.pricing import period_keys
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>"\'&'
 
@@ -188,7 +189,7 @@ def test_peer_dots_are_the_lines_of_the_alerts_group():
         "gross_weight_kg": 10.0, "reporting_value": [100.0, 300.0, 50.0, 70.0, 80.0]})
     alert = {"source_row": 1, "unit": "KGM", "declaration_side": "import",
              "level": "HS6 090111 from CN to US period 2023Q2"}
-    peers["period"] = report._period(peers["date"], "quarter")
+    peers["period"] = period_keys(peers["date"], "quarter")
     prices, note = report._peer_prices(alert, peers, "unit_price")
     assert prices.tolist() == [15.0]  # b only: a is the line itself, c another origin, d another quarter, e another HS6
     assert note == "1 other lines of that group in this file"

@@ -70,17 +70,21 @@ def price_measures(invoices: pd.DataFrame, period: str = "quarter", cif_fob_marg
     return measures
 
 
+def period_keys(dates: pd.Series, period: str = "quarter") -> pd.Series:
+    """Each date's peer period as text: "2023Q2", "2023-05" or "2023"."""
+    dates = pd.to_datetime(dates)
+    if period == "quarter":
+        return dates.dt.year.astype(str) + "Q" + dates.dt.quarter.astype(str)
+    if period == "month":
+        return dates.dt.strftime("%Y-%m")
+    if period == "year":
+        return dates.dt.year.astype(str)
+    raise ValueError(f"period must be 'month', 'quarter' or 'year', got {period!r}")
+
+
 def peer_keys(invoices: pd.DataFrame, period: str = "quarter") -> pd.DataFrame:
     """The peer-group keys of each line as strings; ``side`` keeps export (FOB) and import (CIF) apart."""
-    dates = pd.to_datetime(invoices["date"])
-    if period == "quarter":
-        period_key = dates.dt.year.astype(str) + "Q" + dates.dt.quarter.astype(str)
-    elif period == "month":
-        period_key = dates.dt.strftime("%Y-%m")
-    elif period == "year":
-        period_key = dates.dt.year.astype(str)
-    else:
-        raise ValueError(f"period must be 'month', 'quarter' or 'year', got {period!r}")
+    period_key = period_keys(invoices["date"], period)
     side = invoices["declaration_side"].astype("string").fillna("") if "declaration_side" in invoices else ""
     return pd.DataFrame(
         {
