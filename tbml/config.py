@@ -85,7 +85,7 @@ class ForestConfig:
     features: tuple[str, ...] = (
         "unit_price_fence", "value_per_kg_fence", "kg_per_unit_fence", "log_value", "log_paid_ratio",
         "n_payments", "n_full_payments", "first_payment_lag_days", "third_party_payer", "payer_outside_corridor",
-        "cash_like", "high_risk_country", "structuring_count", "repeat_same_goods", "shipment_invoice_count",
+        "cash_like", "high_risk_country", "split_payments", "repeat_same_goods", "shipment_invoice_count",
         "chapter_prior_share", "new_relationship", "cycle_length", "round_trip", "importer_volume_change",
         "importer_deviation_share",
     )

@@ -206,7 +206,7 @@ class TBMLModel:
             parts.append(mirror_gaps(invoices, self.config.pricing.cif_fob_margin))
         if transfers is not None and len(transfers):
             link, tf = links if links is not None else self._transfer_links(invoices, transfers)
-            parts.append(invoice_payment_features(invoices, transfers, tf, link))
+            parts.append(invoice_payment_features(invoices, transfers, tf, link, cfg.reporting_threshold))
             parts.append(_third_parties(invoices, transfers, tf, link))
         items = pd.concat(parts, axis=1)
         items["item"] = "invoice"

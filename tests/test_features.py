@@ -80,6 +80,39 @@ def test_transfer_flags_and_structuring_per_payer_payee_pair():
     assert per_invoice["paid_ratio"].tolist() == pytest.approx([0.5, 29_100 / 20_000, 1.0])
     assert per_invoice["n_full_referenced"].tolist() == [0, 0, 1]
     assert per_invoice["structuring_count"].tolist() == [0, 3, 0]
+    # I2 (20,000) settled by T2-T4, each under 10,000, 29,100 together, from Jan 21 to Jan 25
+    assert per_invoice["split_payments"].tolist() == [0, 3, 0]
+    assert per_invoice["split_span_days"].iloc[1] == 4 and per_invoice["split_span_days"].iloc[[0, 2]].isna().all()
+
+
+def test_structuring_is_one_invoice_split_under_the_threshold_not_a_neighbour_of_one():
+    inv = invoices([
+        ("S", "2023-01-10", "IMP", "EXP", "NG", "CN", "851713", 30, 36_000.0),   # paid in four pieces
+        ("H", "2023-01-12", "IMP", "EXP", "NG", "CN", "851713", 9, 9_000.0),     # honest, one near-threshold payment
+        ("P", "2023-02-10", "IMP", "EXP", "NG", "CN", "851713", 40, 40_000.0),   # deposit and balance
+        ("B", "2023-03-10", "IMP", "EXP", "NG", "CN", "851713", 5, 8_000.0),     # below the threshold itself
+    ])
+    tr = transfers([(f"S{i}", f"2023-01-1{i}", "IMP", "NG", "EXP", "CN", 9_200.0, "S", "cash") for i in range(4)]
+                   + [("H1", "2023-01-13", "IMP", "NG", "EXP", "CN", 9_000.0, "H", "wire"),
+                      ("P1", "2023-01-20", "IMP", "NG", "EXP", "CN", 9_000.0, "P", "wire"),
+                      ("P2", "2023-03-01", "IMP", "NG", "EXP", "CN", 31_000.0, "P", "wire")]
+                   + [(f"B{i}", f"2023-03-1{i}", "IMP", "NG", "EXP", "CN", 2_000.0, "B", "wire") for i in range(4)])
+    links = link_transfers(inv, tr)
+    tf = transfer_features(inv, tr, links, frozenset(), PaymentRule(reporting_threshold=10_000))
+    per_invoice = invoice_payment_features(inv, tr, tf, links, reporting_threshold=10_000)
+    assert per_invoice["split_payments"].tolist() == [4, 0, 0, 0]
+    assert per_invoice["split_span_days"].iloc[0] == 3
+    # the honest invoice H shares the payer, payee and week of S's pieces: the pair-level count sees them,
+    # the invoice-level rule does not hold it against H
+    assert per_invoice["structuring_count"].iloc[1] >= 3
+    items = pd.concat([inv, per_invoice], axis=1).assign(item="invoice")
+    hits, _ = evaluate_rules(items, load_rules(), {})
+    assert hits["structuring"].tolist() == [True, False, False, False]
+    assert not hits["structured_payments"].any()  # that rule reads unlinked transfers only
+    rule = next(r for r in load_rules() if r.name == "structuring")
+    text = render(rule, {**items.iloc[0].to_dict(), "reporting_currency": "USD"}, {"threshold": 10_000})
+    assert text == ("invoice S of 36,000 USD settled in 4 payments each under the 10,000 USD reporting threshold, "
+                    "over 3 days")
 
 
 def test_same_goods_invoiced_again_but_not_a_repeat_order():
@@ -142,7 +175,7 @@ def test_rules_fire_and_say_why_with_the_figures():
                           "value": [40_676.0, 1.0], "currency": ["CNY", "USD"]})
     hits, skipped = evaluate_rules(items, rules, {})
     assert hits["paid_more_than_once"].tolist() == [True, False]
-    assert "circular_trade" in skipped and "structuring" in skipped  # their columns are absent
+    assert {"circular_trade", "structuring", "structured_payments"} <= set(skipped)  # columns absent
     rule = next(r for r in rules if r.name == "paid_more_than_once")
     text = render(rule, {**items.iloc[0].to_dict(), "n_full_referenced": 2.0}, {})
     assert text == "paid 2 times in full by payments citing invoice I1 (40,676 CNY)"

@@ -139,6 +139,7 @@ def transfer_features(invoices: pd.DataFrame, transfers: pd.DataFrame, links: pd
         "round_amount": (raw_amount >= rule.round_amount_unit) & (np.mod(raw_amount, rule.round_amount_unit) == 0),
         "cash_like": pd.Series(channel).isin(CASH_LIKE).to_numpy(),
         "near_threshold": near,
+        "under_threshold": amount < rule.reporting_threshold,
         # near-threshold payments from the same payer to the same payee within the window, this one included:
         # one obligation split up, not a busy importer paying many suppliers
         "structuring_count": count_within(payer.astype(str) + "\x1f" + payee.astype(str), day,
@@ -156,8 +157,15 @@ def _traders(invoices: pd.DataFrame) -> np.ndarray:
 
 
 def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf: pd.DataFrame,
-                             links: pd.DataFrame) -> pd.DataFrame:
-    """Per invoice: how it was paid (count, share of its value, timing) and the worst of its payments' flags."""
+                             links: pd.DataFrame, reporting_threshold: float = 10_000.0) -> pd.DataFrame:
+    """Per invoice: how it was paid (count, share of its value, timing), the worst of its payments' flags,
+    and whether it was split under the reporting threshold.
+
+    ``split_payments`` counts the invoice's payments below ``reporting_threshold`` when the invoice is worth
+    at least the threshold and those payments together reach it: one reportable obligation settled in pieces
+    that each escape the report, which is what structuring is (0 otherwise). ``split_span_days`` is the time
+    from the first piece to the last.
+    """
     n = len(invoices)
     pos = links["invoice_pos"].to_numpy()
     linked = pos >= 0
@@ -169,8 +177,10 @@ def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf
                           "full_referenced": full & (links["link"].to_numpy()[linked] == "reference"),
                           "lag": tf["payment_lag_days"].to_numpy()[linked]})
     for flag in ("third_party_payer", "third_party_payee", "payer_outside_corridor", "payee_outside_corridor",
-                 "high_risk_country", "cash_like", "near_threshold"):
+                 "high_risk_country", "cash_like", "near_threshold", "under_threshold"):
         frame[flag] = tf[flag].to_numpy()[linked]
+    frame["under_amount"] = np.where(frame["under_threshold"], frame["amount"], 0.0)
+    frame["under_lag"] = np.where(frame["under_threshold"], frame["lag"], np.nan)
     frame["structuring_count"] = tf["structuring_count"].to_numpy()[linked]
     grouped = frame.groupby("pos")
     agg = grouped.agg(n_payments=("amount", "size"), paid=("amount", "sum"), n_full_payments=("full", "sum"),
@@ -179,7 +189,9 @@ def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf
                       **{f: (f, "max") for f in ("third_party_payer", "third_party_payee", "payer_outside_corridor",
                                                  "payee_outside_corridor", "high_risk_country", "cash_like",
                                                  "structuring_count")},
-                      n_near_threshold=("near_threshold", "sum"))
+                      n_near_threshold=("near_threshold", "sum"), n_under=("under_threshold", "sum"),
+                      under_paid=("under_amount", "sum"), under_first=("under_lag", "min"),
+                      under_last=("under_lag", "max"))
     out = agg.reindex(np.arange(n))
     out.index = invoices.index
     counts = ["n_payments", "n_full_payments", "n_full_referenced", "n_near_threshold", "structuring_count"]
@@ -191,6 +203,11 @@ def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf
     with np.errstate(divide="ignore", invalid="ignore"):
         out["paid_ratio"] = np.where(value > 0, out["paid"].to_numpy() / value, np.nan)
     out["payable"] = _payable(invoices)
+    split = ((value >= reporting_threshold) & (out["under_paid"].fillna(0.0).to_numpy() >= reporting_threshold)
+             & (out["n_under"].fillna(0).to_numpy() >= 2))
+    out["split_payments"] = np.where(split, out["n_under"].fillna(0).to_numpy(), 0).astype(np.int64)
+    out["split_span_days"] = np.where(split, (out["under_last"] - out["under_first"]).to_numpy(), np.nan)
+    out = out.drop(columns=["n_under", "under_paid", "under_first", "under_last"])
     return out.rename(columns={"first_lag": "first_payment_lag_days", "last_lag": "last_payment_lag_days"})
 
 
