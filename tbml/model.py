@@ -25,7 +25,7 @@ from tbml.detectors.price import PriceDeviationDetector
 from tbml.detectors.rules import evaluate_rules, load_rules, render
 from tbml.errors import ConfigError
 from tbml.features.entity import entity_features
-from tbml.features.mirror import has_both_sides, mirror_gaps
+from tbml.features.mirror import counterpart_exports, has_both_sides, mirror_gaps
 from tbml.features.network import cycle_features
 from tbml.features.pricing import kg_per_unit_deviation, kg_per_unit_table
 from tbml.features.reconciliation import (
@@ -195,13 +195,19 @@ class TBMLModel:
     def _invoice_items(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None, links=None) -> pd.DataFrame:
         cfg = self.config.reconciliation
         price = self.price_.explain(invoices)
+        # an export declaration of a shipment also declared on import is the same movement again: it is
+        # scored on its own figures, and the import line alone speaks for the trade in histories and rings
+        once = ~counterpart_exports(invoices)
+        fence = price["fence_distance"].to_numpy()
+        entity = entity_features(invoices[once], fence[once]).reindex(invoices.index)
+        cycles = cycle_features(invoices, cfg.cycle_max_length, cfg.cycle_window_days)
+        cycles["round_trip"] &= once
         parts = [invoices[[c for c in INVOICE_CONTEXT if c in invoices.columns]],
                  price[PRICE_COLUMNS + [c for c in price.columns if c.endswith("_fence")]].rename(columns={}),
                  price[["reason"]].rename(columns={"reason": "price_reason"}),
                  kg_per_unit_deviation(invoices, self.kg_per_unit_),
                  shipment_features(invoices, cfg.repeat_window_days),
-                 entity_features(invoices, price["fence_distance"].to_numpy()),
-                 cycle_features(invoices, cfg.cycle_max_length, cfg.cycle_window_days)]
+                 entity, cycles]
         if has_both_sides(invoices):  # both declarations of a shipment: every gap, not only the scored one
             parts.append(mirror_gaps(invoices, self.config.pricing.cif_fob_margin))
         if transfers is not None and len(transfers):

@@ -163,11 +163,39 @@ def test_mirror_gaps_by_shipment_and_in_aggregate():
         {**base, "declaration_side": "import", "reporting_value": 50.0, "shipment_ref": "BL9", "hs6": "090113"},
     ])
     gaps = mirror_gaps(frame, cif_fob_margin=0.06)
-    assert gaps["mirror_match"].tolist() == ["shipment", "shipment", "aggregate", "aggregate", ""]
+    # the import lines carry the finding; the export declarations are their measure, not items of their own
+    assert gaps["mirror_match"].tolist() == ["", "shipment", "", "aggregate", ""]
+    assert gaps["mirror_value_gap"].iloc[[0, 2]].isna().all()
     assert gaps["mirror_value_gap"].iloc[1] == pytest.approx(np.log(3.0))
     assert gaps["mirror_value_gap"].iloc[3] == pytest.approx(0.0, abs=1e-12)
     assert np.isnan(gaps["mirror_value_gap"].iloc[4])
     assert gaps["mirror_quantity_gap"].iloc[1] == pytest.approx(0.0)
+
+
+def test_a_mirror_gap_stays_with_the_goods_it_concerns():
+    base = dict(hs4="0901", hs2="09", exporter_country="BR", importer_country="US", quantity_unit="KGM",
+                date=pd.Timestamp("2023-03-01"), gross_weight_kg=1000.0, quantity=1000.0, shipment_ref="BL1")
+    frame = pd.DataFrame([
+        {**base, "declaration_side": "export", "hs6": "090111", "reporting_value": 100.0},
+        {**base, "declaration_side": "export", "hs6": "090112", "reporting_value": 100.0},
+        {**base, "declaration_side": "export", "hs6": "090113", "reporting_value": 100.0},
+        {**base, "declaration_side": "import", "hs6": "090111", "reporting_value": 106.0 * 4},  # over-invoiced
+        {**base, "declaration_side": "import", "hs6": "090112", "reporting_value": 106.0},      # honest sibling
+        {**base, "declaration_side": "import", "hs6": "090119", "reporting_value": 106.0},      # another code
+        # two lines of one code in the shipment, one over-invoiced: told apart by their quantities
+        {**base, "declaration_side": "export", "hs6": "090114", "reporting_value": 50.0, "quantity": 500.0},
+        {**base, "declaration_side": "export", "hs6": "090114", "reporting_value": 70.0, "quantity": 700.0},
+        {**base, "declaration_side": "import", "hs6": "090114", "reporting_value": 53.0, "quantity": 500.0},
+        {**base, "declaration_side": "import", "hs6": "090114", "reporting_value": 74.2 * 2, "quantity": 700.0},
+    ])
+    gaps = mirror_gaps(frame, cif_fob_margin=0.06)
+    assert gaps["mirror_value_gap"].iloc[3] == pytest.approx(np.log(4.0))
+    assert gaps["mirror_value_gap"].iloc[4] == pytest.approx(0.0, abs=1e-12)
+    # declared under another code than the export side's: set against what is left of the shipment
+    assert gaps["mirror_match"].iloc[5] == "shipment" and gaps["mirror_value_gap"].iloc[5] == pytest.approx(0.0)
+    assert gaps["mirror_value_gap"].iloc[8] == pytest.approx(0.0, abs=1e-12)
+    assert gaps["mirror_value_gap"].iloc[9] == pytest.approx(np.log(2.0))
+    assert gaps["mirror_value_gap"].iloc[[0, 1, 2, 6, 7]].isna().all()
 
 
 @pytest.fixture(scope="module")
