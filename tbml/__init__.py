@@ -11,7 +11,7 @@ Each is the function behind the command of the same name (``tbml.api``). Validat
 their ``_files`` names here: ``tbml.validate`` and ``tbml.evaluate`` are modules.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from tbml.errors import TBMLError  # noqa: E402
 

@@ -107,9 +107,9 @@ def test_structuring_is_one_invoice_split_under_the_threshold_not_a_neighbour_of
     assert per_invoice["structuring_count"].iloc[1] >= 3
     items = pd.concat([inv, per_invoice], axis=1).assign(item="invoice")
     hits, _ = evaluate_rules(items, load_rules(), {})
-    assert hits["structuring"].tolist() == [True, False, False, False]
+    assert hits["split_under_threshold"].tolist() == [True, False, False, False]
     assert not hits["structured_payments"].any()  # that rule reads unlinked transfers only
-    rule = next(r for r in load_rules() if r.name == "structuring")
+    rule = next(r for r in load_rules() if r.name == "split_under_threshold")
     text = render(rule, {**items.iloc[0].to_dict(), "reporting_currency": "USD"}, {"threshold": 10_000})
     assert text == ("invoice S of 36,000 USD settled in 4 payments each under the 10,000 USD reporting threshold, "
                     "over 3 days")
@@ -175,11 +175,21 @@ def test_rules_fire_and_say_why_with_the_figures():
                           "value": [40_676.0, 1.0], "currency": ["CNY", "USD"]})
     hits, skipped = evaluate_rules(items, rules, {})
     assert hits["paid_more_than_once"].tolist() == [True, False]
-    assert {"circular_trade", "structuring", "structured_payments"} <= set(skipped)  # columns absent
+    assert {"circular_trade", "split_under_threshold", "structured_payments"} <= set(skipped)  # no columns
     rule = next(r for r in rules if r.name == "paid_more_than_once")
     text = render(rule, {**items.iloc[0].to_dict(), "n_full_referenced": 2.0}, {})
     assert text == "paid 2 times in full by payments citing invoice I1 (40,676 CNY)"
     assert render(rule, {"invoice_id": "I9"}, {}) == "paid ? times in full by payments citing invoice I9 (? ?)"
+
+
+def test_a_rules_file_saved_with_a_tbml_0_1_model_means_what_it_meant(tmp_path):
+    # a saved model carries its rules file; 0.1's structuring rule read the payer-payee pair's count
+    path = tmp_path / "rules.yaml"
+    path.write_text("structuring: {typology: structuring, severity: high, min_payments: 3, "
+                    "reason: '{structuring_count} payments'}\n")
+    items = pd.DataFrame({"item": ["invoice", "transfer", "invoice"], "structuring_count": [3, 4, 1]})
+    hits, skipped = evaluate_rules(items, load_rules(path), {})
+    assert hits["structuring"].tolist() == [True, True, False] and not skipped
 
 
 def test_bad_rules_file(tmp_path):

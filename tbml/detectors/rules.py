@@ -34,10 +34,14 @@ CONDITIONS = {
     "third_party_payment": (("third_party_payer",), lambda f, p: f["third_party_payer"] | _col(f, "third_party_payee", False)),
     "payment_outside_corridor": (("payer_outside_corridor",),
                                  lambda f, p: f["payer_outside_corridor"] | _col(f, "payee_outside_corridor", False)),
-    "structuring": (("split_payments",),
-                    lambda f, p: (f["item"] == "invoice") & (f["split_payments"] >= p["min_payments"])),
+    "split_under_threshold": (("split_payments",),
+                              lambda f, p: (f["item"] == "invoice") & (f["split_payments"] >= p["min_payments"])),
     "structured_payments": (("structuring_count",),
                             lambda f, p: (f["item"] == "transfer") & (f["structuring_count"] >= p["min_payments"])),
+    # tbml 0.1's structuring rule (the payer-payee pair's near-threshold payments, on every item they touch),
+    # kept so a model saved with it, which carries its rules file, scores as it did; configs/rules.yaml now
+    # uses split_under_threshold and structured_payments
+    "structuring": (("structuring_count",), lambda f, p: f["structuring_count"] >= p["min_payments"]),
     "cash_or_exchange_house": (("cash_like",), lambda f, p: f["cash_like"]),
     "round_amount": (("round_amount",), lambda f, p: f["round_amount"] & (f["item"] == "transfer")),
     "high_risk_jurisdiction": (("high_risk_country",), lambda f, p: f["high_risk_country"]),
