@@ -240,6 +240,7 @@ def _facts(alert: dict, is_invoice: bool, currency: str) -> list[tuple[str, str]
                  ("gross weight", f"{number(_f(alert.get('gross_weight_kg')))} kg"),
                  ("value", f"{number(_f(alert.get('value')))} {text('currency')} = "
                            f"{number(_f(alert.get('reporting_value')))} {currency}"),
+                 ("export declaration", _mirror_fact(alert, currency)),
                  ("shipment", text("shipment_ref")), ("source row", text("source_row"))]
     else:
         facts = [("date", text("date")[:10]), ("payer", f"{text('payer_id')} ({text('payer_country')})"),
@@ -247,6 +248,15 @@ def _facts(alert: dict, is_invoice: bool, currency: str) -> list[tuple[str, str]
                  ("amount", f"{number(_f(alert.get('amount')))} {text('currency')}"),
                  ("channel", text("channel")), ("cites invoice", text("invoice_ref")), ("source row", text("source_row"))]
     return [(k, v) for k, v in facts if v.strip() and v.strip() not in ("→", "n/a", "n/a kg", "()")]
+
+
+def _mirror_fact(alert: dict, currency: str) -> str:
+    """The exporting side's value of the same goods, raised to CIF, and the import line's ratio to it."""
+    counterpart, gap = _f(alert.get("mirror_value")), _f(alert.get("mirror_value_gap"))
+    if not (np.isfinite(counterpart) and np.isfinite(gap)):
+        return ""
+    return (f"{number(counterpart)} {currency} with freight and insurance; this line declares "
+            f"{np.exp(gap):.2f}x that")
 
 
 def _peer_prices(alert: dict, peers: pd.DataFrame, driver: str) -> tuple[np.ndarray, str]:
