@@ -55,6 +55,26 @@ def test_linking_by_reference_amount_and_parties():
     assert links["ref_unknown"].tolist() == [False, False, False, True, False]
 
 
+def test_an_unreferenced_payment_finds_its_invoice_past_the_pair_s_other_invoices():
+    inv = invoices([
+        ("A", "2023-01-02", "IMP", "EXP", "NG", "CN", "851713", 10, 12_345.0),
+        ("B", "2023-01-20", "IMP", "EXP", "NG", "CN", "851713", 10, 50_000.0),
+        ("C", "2023-01-28", "IMP", "EXP", "NG", "CN", "851713", 10, 70_000.0),
+        ("D", "2023-02-10", "IMP", "EXP", "NG", "CN", "851713", 10, 12_300.0),   # same amount, later
+    ])
+    tr = transfers([
+        ("T1", "2023-02-01", "IMP", "NG", "EXP", "CN", 12_340.0, "", "wire"),    # pays A, a month on
+        ("T2", "2023-02-01", "IMP", "NG", "EXP", "CN", 20_000.0, "", "wire"),    # a part payment
+        ("T3", "2023-07-20", "IMP", "NG", "EXP", "CN", 12_345.0, "", "wire"),    # too late for A
+    ])
+    links = link_transfers(inv, tr, LinkRule(amount_tolerance=0.05, window_before_days=60, window_after_days=180))
+    # T1: B and C lie between, and D (after the payment) is within 5% too; A's amount is the closest.
+    # T2 matches no amount: of the nearest invoices before (C) and after (D), D's value is nearer.
+    # T3: A's window has closed (180 days), so the amount names D
+    assert links["invoice_pos"].tolist() == [0, 3, 3]
+    assert links["link"].tolist() == ["amount", "parties", "amount"]
+
+
 def test_transfer_flags_and_structuring_per_payer_payee_pair():
     tr = transfers([
         ("T1", "2023-01-20", "SHELL", "AE", "EXP", "CN", 30_000.0, "I3", "wire"),         # third party, outside

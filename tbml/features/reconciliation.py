@@ -4,10 +4,13 @@ Linking rule (configurable in ``configs/default.yaml``, section ``reconciliation
 
 1. A transfer whose ``invoice_ref`` names an invoice in the file is linked to it (``link = "reference"``).
    A reference to an invoice that is not in the file is kept unlinked and flagged (``ref_unknown``).
-2. A transfer with no reference is linked by parties: payer = importer and payee = exporter, dated from
-   ``window_before_days`` before the invoice (advance payments) to ``window_after_days`` after it. Of the
-   candidates (the nearest invoice before and after the payment), the one whose value is closest to the
-   amount wins; within ``amount_tolerance`` it is an ``amount`` link, otherwise a ``parties`` link.
+2. A transfer with no reference is linked by parties (payer = importer, payee = exporter), dated from
+   ``window_before_days`` before the invoice (advance payments) to ``window_after_days`` after it. Among
+   all of the pair's invoices in that window, one whose value matches the amount within
+   ``amount_tolerance`` makes an ``amount`` link (the closest amount, then the nearest date): a busy pair
+   has other invoices between a payment and the one it pays. With no such match, of the nearest invoice
+   before and the nearest after the payment, the one whose value is closer to the amount makes a
+   ``parties`` link (a part payment, say).
 3. Anything else stays unlinked: a payment with no invoice or shipment behind it in the file.
 
 Export declarations (``declaration_side = export``) are never linked: payments settle the import side.
@@ -100,7 +103,72 @@ def _link_by_parties(invoices, transfers, payable, rule: LinkRule):
     gap = np.where(use_after, gap_after, gap_before)
     linked = np.isfinite(pos) & np.isfinite(np.where(np.isnan(gap), 0, gap)) & ~np.isnan(pos)
     kind = np.where(linked, np.where(gap <= np.log1p(rule.amount_tolerance), "amount", "parties"), "")
-    return np.where(linked, pos, -1).astype(np.int64), kind.astype(object)
+    pos = np.where(linked, pos, -1).astype(np.int64)
+    # a busy pair has other invoices between a payment and the one it pays: look for the amount among all
+    # of the pair's invoices in the window before settling for the nearest one
+    matched, at = _amount_in_window(inv, pay.sort_values("row"), rule)
+    pos[matched], kind[matched] = at[matched], "amount"
+    return pos, kind.astype(object)
+
+
+def _amount_in_window(inv: pd.DataFrame, pay: pd.DataFrame, rule: LinkRule, chunk: int = 200_000,
+                      nearest: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Per payment: whether an invoice of its pair in the date window has its amount (within
+    ``amount_tolerance``), and the closest such invoice (by amount, then date).
+
+    Invoices are sorted on one key, pair then 30-day period then log value, so a payment's candidates
+    are a few short slices (one per period its window touches), never all of a busy pair's invoices;
+    payments go through in chunks, so memory stays bounded on a million transfers."""
+    n = len(pay)
+    matched, at = np.zeros(n, dtype=bool), np.full(n, -1, np.int64)
+    if not len(inv) or not n:
+        return matched, at
+    codes, _ = pd.factorize(pd.concat([inv["pair"], pay["pair"]], ignore_index=True))
+    inv_code, pay_code = codes[: len(inv)].astype(float), codes[len(inv):].astype(float)
+    inv_day, pay_day = inv["day"].to_numpy(), pay["day"].to_numpy()
+    low = min(inv_day.min(), pay_day.min()) - rule.window_after_days - 60
+    periods = float((max(inv_day.max(), pay_day.max()) + rule.window_before_days + 60 - low) // 30 + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_log, pay_log = np.log(inv["value"].to_numpy()), np.log(pay["amount"].to_numpy())
+    usable = np.isfinite(inv_log)
+    key = (inv_code[usable] * periods + (inv_day[usable] - low) // 30) * 100.0 + inv_log[usable]
+    order = np.argsort(key, kind="stable")
+    key, day_sorted = key[order], inv_day[usable][order]
+    log_sorted, pos_sorted = inv_log[usable][order], inv["pos"].to_numpy()[usable][order]
+    tolerance = np.log1p(rule.amount_tolerance)
+    best_gap, best_lag = np.full(n, np.inf), np.full(n, np.inf)
+    pay_period = (pay_day - low) // 30
+    first_offset = -(rule.window_after_days // 30) - 1
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(start + chunk, n))
+        rows = rows[np.isfinite(pay_log[rows])]
+        for offset in range(first_offset, rule.window_before_days // 30 + 2):
+            target = (pay_code[rows] * periods + pay_period[rows] + offset) * 100.0 + pay_log[rows]
+            # the invoices nearest in value, at most `nearest` on each side: a busy pair may hold thousands
+            # of invoices of almost the same value in one period, and the amount names none of them
+            mid = np.searchsorted(key, target)
+            lo = np.maximum(np.searchsorted(key, target - tolerance, side="left"), mid - nearest)
+            hi = np.minimum(np.searchsorted(key, target + tolerance, side="right"), mid + nearest)
+            count = hi - lo
+            if not count.any():
+                continue
+            payment = np.repeat(rows, count)
+            cand = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + np.repeat(lo, count)
+            lag = pay_day[payment] - day_sorted[cand]
+            fits = (lag >= -rule.window_before_days) & (lag <= rule.window_after_days)
+            payment, cand, lag = payment[fits], cand[fits], np.abs(lag[fits])
+            gap = np.abs(log_sorted[cand] - pay_log[payment])
+            # keep a candidate only where it beats the payment's best so far: closer amount, then nearer date
+            better = (gap < best_gap[payment]) | ((gap == best_gap[payment]) & (lag < best_lag[payment]))
+            payment, cand, lag, gap = payment[better], cand[better], lag[better], gap[better]
+            if not len(payment):
+                continue
+            pick = np.lexsort((lag, gap, payment))
+            pick = pick[np.r_[True, payment[pick][1:] != payment[pick][:-1]]]
+            best_gap[payment[pick]], best_lag[payment[pick]] = gap[pick], lag[pick]
+            at[payment[pick]] = pos_sorted[cand[pick]]
+    matched = at >= 0
+    return matched, at
 
 
 def transfer_features(invoices: pd.DataFrame, transfers: pd.DataFrame, links: pd.DataFrame,
