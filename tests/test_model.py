@@ -29,7 +29,7 @@ def evaluation(loaded):
 def test_beats_both_baselines_overall(evaluation):
     _, methods = evaluation
     ours = methods["tbml"]
-    # measured on this data (20,000 invoices, seed 11): 0.768 against 0.166 (IQR filter) and 0.070 (raw forest)
+    # measured on this data (20,000 invoices, seed 11): 0.773 against 0.166 (IQR filter) and 0.070 (raw forest)
     assert ours["pr_auc"] > 0.7
     assert ours["pr_auc"] > 3 * max(methods["iqr_filter"]["pr_auc"], methods["raw_forest"]["pr_auc"])
     assert ours["precision@1%"] > 0.85 and ours["recall@5%"] > 0.5
@@ -44,11 +44,11 @@ def test_beats_both_baselines_on_every_typology_but_over_invoicing(evaluation):
         best_baseline = max(methods[m]["per_typology"][name]["pr_auc"] for m in ("iqr_filter", "raw_forest"))
         if name == "over_invoicing":
             # the known gap: the raw-price IQR filter is one-sided and ignores the cheap tail where honest
-            # discounts sit; tbml judges both tails. Measured here 0.205 against 0.479.
+            # discounts sit; tbml judges both tails. Measured here 0.209 against 0.479.
             assert figures["pr_auc"] > 0.15
         else:
             assert figures["pr_auc"] > best_baseline, name
-    # an invoice settled in pieces under the threshold is found as such: measured 0.573 here (0.135 when the
+    # an invoice settled in pieces under the threshold is found as such: measured 0.615 here (0.135 when the
     # rule counted the payer-payee pair's near-threshold payments instead of the invoice's own)
     assert ours["structuring"]["pr_auc"] > 0.4
 
