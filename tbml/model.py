@@ -199,7 +199,8 @@ class TBMLModel:
         # scored on its own figures, and the import line alone speaks for the trade in histories and rings
         once = ~counterpart_exports(invoices)
         fence = price["fence_distance"].to_numpy()
-        entity = entity_features(invoices[once], fence[once]).reindex(invoices.index)
+        entity = (entity_features(invoices, fence) if once.all()  # one side only: no copy of the frame
+                  else entity_features(invoices[once], fence[once]).reindex(invoices.index))
         cycles = cycle_features(invoices, cfg.cycle_max_length, cfg.cycle_window_days)
         cycles["round_trip"] &= once
         parts = [invoices[[c for c in INVOICE_CONTEXT if c in invoices.columns]],
