@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import tbml
@@ -148,6 +149,8 @@ def score_files(
     stage("load and validate", started)
     accepted = validation.results[0].accepted
     accepted_transfers = validation.results[1].accepted if len(validation.results) > 1 else None
+    if accepted_transfers is not None:
+        accepted_transfers = mark_rejected_invoices(accepted_transfers, validation.results[0].rejected_keys)
     if accepted.empty:
         raise TBMLError(f"{invoices}: no invoice line passed validation; see the quarantine file")
     started = time.perf_counter()
@@ -203,6 +206,21 @@ def score_files(
         manifest["seconds"] = timings
         outputs["manifest"] = write_json(manifest, out_dir / "manifest.json")
     return Scoring(alerts, items, entities, networks, validation, manifest, outputs)
+
+
+def mark_rejected_invoices(transfers: pd.DataFrame, rejected: pd.DataFrame | None) -> pd.DataFrame:
+    """``transfers`` with ``rejected_invoice`` saying, for a payment that cites a quarantined invoice row,
+    which row and why: that payment is not evidence of a phantom shipment."""
+    if rejected is None or rejected.empty or "invoice_ref" not in transfers:
+        return transfers
+    from tbml.features.reconciliation import cited_invoices, invoice_keys
+
+    at, _ = cited_invoices(transfers["invoice_ref"], invoice_keys(rejected))
+    why = ("row " + rejected["source_row"].astype(str) + ": " + rejected["reason"].astype(str)).to_numpy(dtype=object)
+    out = transfers.copy()
+    out["rejected_invoice"] = pd.Series(np.where(at >= 0, why[np.maximum(at, 0)], None), index=transfers.index,
+                                        dtype="string")
+    return out
 
 
 def train_files(invoices, transfers=None, *, config=None, name: str = registry.DEFAULT_NAME,

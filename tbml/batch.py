@@ -37,6 +37,7 @@ import tbml
 from tbml import registry
 from tbml.api import score_files
 from tbml.config import load_config
+from tbml.defaults import resolve
 from tbml.errors import ConfigError, TBMLError
 from tbml.charts import bar_chart
 from tbml.io import read_yaml, recover_dir, replace_dir, sha256_file, staging_dir, write_atomic, write_json
@@ -304,8 +305,8 @@ def _fingerprint(job, invoices, transfers, entry, config, model_info) -> str:
     parts = {"invoices": digest(invoices), "transfers": digest(transfers),
              "mapping": digest(_resolve(job, entry.mapping)),
              "transfers_mapping": digest(_resolve(job, entry.transfers_mapping)), "config": config.to_dict(),
-             "rules": digest(config.reconciliation.rules),
-             "high_risk": digest(config.reconciliation.high_risk_jurisdictions),
+             "rules": digest(resolve(config.reconciliation.rules, "rules.yaml")),
+             "high_risk": digest(resolve(config.reconciliation.high_risk_jurisdictions, "high_risk_jurisdictions.yaml")),
              "model": model_info, "read": job.read, "alert_budget": job.alert_budget, "strict": job.strict,
              "tbml": tbml.__version__}
     if parts["invoices"] is None:

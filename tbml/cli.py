@@ -9,13 +9,11 @@ import sys
 import click
 
 import tbml
-from tbml import api
-from tbml import batch as batch_module
-from tbml import report as report_module
 from tbml.errors import TBMLError
-from tbml.evaluate import table
-from tbml import registry
-from tbml.synth import TYPOLOGIES
+from tbml.schema import TYPOLOGIES
+
+# Commands import what they need when they run: `tbml --help` must not wait for pandas, scikit-learn,
+# numba and MLflow to load.
 
 
 class _Group(click.Group):
@@ -52,7 +50,7 @@ _inputs = [
     click.option("--transfers", type=click.Path(dir_okay=False), help="Transfers (wires, LCs, ...) paying the invoices."),
     click.option("--mapping", type=click.Path(dir_okay=False), help="Column mapping YAML for the invoices."),
     click.option("--transfers-mapping", type=click.Path(dir_okay=False), help="Column mapping YAML for the transfers."),
-    click.option("--config", type=click.Path(dir_okay=False), help="Config YAML (see configs/default.yaml)."),
+    click.option("--config", type=click.Path(dir_okay=False), help="Config YAML (tbml init writes an editable copy of the defaults)."),
 ]
 
 
@@ -82,6 +80,8 @@ def generate(out_dir, n_invoices, seed, sample, laundering_rate, typologies, mir
     Example:
       tbml generate --invoices 20000 --seed 7 -o data/sample
     """
+    from tbml import api
+
     kwargs = {"typologies": typologies} if typologies else {}
     if mirror_share:
         kwargs["mirror_share"] = mirror_share
@@ -100,6 +100,34 @@ def generate(out_dir, n_invoices, seed, sample, laundering_rate, typologies, mir
 
 
 @cli.command()
+@click.argument("folder", type=click.Path(file_okay=False), default="tbml-config")
+@click.option("--force", is_flag=True, help="Overwrite files that already exist in FOLDER.")
+def init(folder, force):
+    """Write editable copies of tbml's defaults: config, red-flag rules, high-risk jurisdictions, example
+    mappings of a customs and a bank layout, and small example files in those layouts.
+
+    The config refers to the rules and jurisdictions beside it; pass it with --config.
+
+    \b
+    Example:
+      tbml init my-settings
+      tbml score declarations.csv --config my-settings/config.yaml \\
+        --mapping my-settings/mappings/customs_import_declarations.yaml
+    """
+    from tbml.defaults import init_folder
+
+    for path in init_folder(folder, force=force):
+        click.echo(f"wrote {path}")
+    click.echo(f"use it with: tbml score FILE --config {folder}/config.yaml")
+
+
+def _print_notes(stats: dict) -> None:
+    """What a file lacked or held that tbml could not use: on stderr, beside the stage times."""
+    for note in stats.get("notes", []):
+        click.echo(f"  note: {note}", err=True)
+
+
+@cli.command()
 @_input_options
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="tbml-validate",
               show_default=True, help="Where quarantined rows and the manifest go.")
@@ -113,9 +141,11 @@ def validate(invoices, transfers, mapping, transfers_mapping, config, out_dir, s
 
     \b
     Example:
-      tbml validate declarations.csv --mapping configs/mappings/customs_import_declarations.yaml
+      tbml validate declarations.csv --mapping customs_import_declarations
       tbml validate invoices.csv --transfers transfers.csv -o checks/
     """
+    from tbml import api
+
     result = api.validate_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                                 config=config, out_dir=out_dir, strict=strict, **read)
     for loaded in result.results:
@@ -127,6 +157,7 @@ def validate(invoices, transfers, mapping, transfers_mapping, config, out_dir, s
         repairs = {k: v for k, v in s["repairs"].items() if isinstance(v, int) and v}
         if repairs:
             click.echo("  repaired: " + ", ".join(f"{k} {v:,}" for k, v in repairs.items()))
+        _print_notes(s)
     for name, path in result.outputs.items():
         click.echo(f"{name}: {path}")
 
@@ -155,9 +186,11 @@ def score(invoices, transfers, mapping, transfers_mapping, config, reference_pri
     \b
     Example:
       tbml score invoices.csv --transfers transfers.csv -o alerts/
-      tbml score declarations.csv --mapping configs/mappings/customs_import_declarations.yaml
+      tbml score declarations.csv --mapping customs_import_declarations
       tbml score today.csv --transfers wires.csv --model models:/tbml@champion
     """
+    from tbml import api
+
     result = api.score_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                              config=config, out_dir=out_dir, strict=strict, reference_prices=reference_prices,
                              model=model,
@@ -166,6 +199,7 @@ def score(invoices, transfers, mapping, transfers_mapping, config, reference_pri
     for s in m["inputs"]:
         click.echo(f"{s['path']}: {s['rows_in']:,} rows in, {s['rows_accepted']:,} scored, "
                    f"{s['rows_quarantined']:,} quarantined")
+        _print_notes(s)
     click.echo(f"{m['alerts']:,} alerts at risk >= {m['alert_threshold']:g}; "
                f"{len(result.entities):,} entities and {len(result.networks):,} networks involved")
     for alert in result.alerts.head(top).itertuples(index=False):
@@ -188,6 +222,9 @@ def evaluate(invoices, transfers, mapping, transfers_mapping, config, reference_
       tbml generate --invoices 200000 --seed 1 -o data/eval
       tbml evaluate data/eval/invoices.csv --transfers data/eval/transfers.csv
     """
+    from tbml import api
+    from tbml.evaluate import table
+
     result = api.evaluate_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                                 config=config, reference_prices=reference_prices, **read)
     click.echo(json.dumps(result) if as_json else table(result))
@@ -210,6 +247,8 @@ def report(run_dir, out, top, title):
       tbml score invoices.csv --transfers transfers.csv -o alerts/
       tbml report alerts/
     """
+    from tbml import report as report_module
+
     path = report_module.write_report(run_dir, out=out, top=top, title=title)
     click.echo(f"report: {path} ({path.stat().st_size / 1024:,.0f} KiB)")
 
@@ -226,9 +265,11 @@ def batch(job, force):
 
     \b
     Example:
-      tbml batch configs/batch.yaml
+      tbml batch nightly.yaml
       tbml batch nightly.yaml --force
     """
+    from tbml import batch as batch_module
+
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(message)s"))
     batch_module.LOG.addHandler(console)
@@ -268,6 +309,8 @@ def train(invoices, transfers, mapping, transfers_mapping, config, name, alias, 
     """
     if no_register and not save:
         raise click.UsageError("--no-register needs --save, or the trained model would go nowhere")
+    from tbml import api
+
     info = api.train_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                            config=config, name=name, alias=alias, experiment=experiment, save=save,
                            register=not no_register, **read)
@@ -302,6 +345,8 @@ def models_list():
     Example:
       tbml models list
     """
+    from tbml import registry
+
     click.echo(registry.list_models().to_string(index=False))
 
 
@@ -314,6 +359,8 @@ def models_show(name):
     Example:
       tbml models show tbml
     """
+    from tbml import registry
+
     click.echo(registry.show_model(name).to_string(index=False))
 
 
@@ -328,6 +375,8 @@ def models_promote(name, version, alias):
     Example:
       tbml models promote tbml 2
     """
+    from tbml import registry
+
     registry.promote(name, version, alias)
     click.echo(f"{name}@{alias} -> version {version}")
 

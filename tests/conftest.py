@@ -4,8 +4,11 @@ import pytest
 
 from tbml.synth import generate
 
+from tbml.defaults import data_path
+
 DATA = Path(__file__).parent / "data"
-MAPPINGS = Path(__file__).parents[1] / "configs" / "mappings"
+MAPPINGS = data_path("mappings")  # shipped with the package
+EXAMPLES = data_path("examples")
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,7 @@ def test_a_broken_input_fails_alone(incoming):
         assert f["rows_in"] > 5000 and f["alerts"] > 0
     assert [f["run_id"] for f in summary["files"]] == ["day1-invoices", "day2-invoices", "day3-invoices"]
     assert lines[2] == (f"failed      day3-invoices: {incoming / 'in' / 'day3' / 'invoices.csv'}: required column "
-                        "'importer_id' is missing (file has: invoice_id, date); map it with --mapping (see configs/mappings/)")
+                        "'importer_id' is missing (file has: invoice_id, date); map it with --mapping (tbml init writes example mappings)")
     assert result.stderr.splitlines()[-1] == "Error: 1 of 3 input files failed; first: " + lines[2][len("failed      day3-invoices: "):]
     assert [f["status"] for f in summary["files"]] == ["scored", "scored", "failed"]
     for run in ("day1-invoices", "day2-invoices"):
@@ -179,10 +179,10 @@ def test_job_mistakes_are_one_line(tmp_path, text, message):
 
 def test_invoices_alone_with_a_mapping(tmp_path):
     """A customs extract: no transfers, its own layout through a mapping, relative to base_dir."""
-    from .conftest import DATA, MAPPINGS
+    from .conftest import DATA, EXAMPLES, MAPPINGS
     (tmp_path / "jobs").mkdir()
     path = tmp_path / "jobs" / "customs.yaml"
-    path.write_text(f"base_dir: ..\ninputs:\n  - invoices: {DATA / 'customs_declarations.csv'}\n"
+    path.write_text(f"base_dir: ..\ninputs:\n  - invoices: {EXAMPLES / 'customs_declarations.csv'}\n"
                     f"    mapping: {MAPPINGS / 'customs_import_declarations.yaml'}\noutput: out\n")
     result = CliRunner().invoke(cli, ["batch", str(path)])
     assert result.exit_code == 0, result.output

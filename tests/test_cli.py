@@ -8,7 +8,7 @@ from click.testing import CliRunner
 import tbml
 from tbml.cli import cli
 
-from .conftest import DATA, MAPPINGS
+from .conftest import DATA, EXAMPLES, MAPPINGS
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_missing_column_is_one_line_and_exit_1(runner, tmp_path):
     assert result.output == (
         f"Error: {DATA / 'missing_column.csv'}: required column 'hs_code' is missing (file has: invoice_id, date, "
         "importer_id, exporter_country, importer_country, quantity, value, currency); map it with --mapping "
-        "(see configs/mappings/)\n"
+        "(tbml init writes example mappings)\n"
     )
 
 
@@ -80,7 +80,7 @@ def test_strict_fails_with_exit_1(runner, tmp_path):
 def test_encoding_and_mapping_options(runner, tmp_path):
     result = runner.invoke(cli, ["validate", str(DATA / "latin1.csv"), "--encoding", "cp1252", "-o", str(tmp_path)])
     assert result.exit_code == 0 and "2 accepted" in result.output
-    result = runner.invoke(cli, ["validate", str(DATA / "customs_declarations.csv"), "--mapping",
+    result = runner.invoke(cli, ["validate", str(EXAMPLES / "customs_declarations.csv"), "--mapping",
                                  str(MAPPINGS / "customs_import_declarations.yaml"), "-o", str(tmp_path)])
     assert result.exit_code == 0 and "7 rows in, 4 accepted, 3 quarantined" in result.output
     assert "repaired: hs_leading_zero_restored 1" in result.output
@@ -126,7 +126,7 @@ def test_score_ranks_alerts_with_reasons_and_accounts_for_every_row(runner, tmp_
 
 
 def test_score_quarantines_bad_rows_and_scores_the_rest(runner, tmp_path):
-    result = runner.invoke(cli, ["score", str(DATA / "customs_declarations.csv"), "--mapping",
+    result = runner.invoke(cli, ["score", str(EXAMPLES / "customs_declarations.csv"), "--mapping",
                                  str(MAPPINGS / "customs_import_declarations.yaml"), "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0].endswith("7 rows in, 4 scored, 3 quarantined")

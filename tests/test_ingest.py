@@ -8,7 +8,7 @@ from tbml.errors import InputFileError, MappingError, StrictModeError
 from tbml.ingest import load_invoices, load_transfers
 from tbml.schema import REJECT_REASONS
 
-from .conftest import DATA, MAPPINGS
+from .conftest import DATA, EXAMPLES, MAPPINGS
 
 # invoice_id in tests/data/bad_rows.csv -> the reason it must be quarantined for
 EXPECTED_BAD_ROWS = {
@@ -83,7 +83,9 @@ def test_repairs_on_accepted_rows(bad_rows):
     assert ok2["hs_code"] == "09011100" and ok2["hs4"] == "0901" and ok2["hs6"] == "090111"
     assert ok2["quantity"] == 2000.0 and ok2["quantity_unit"] == "KGM" and ok2["unit_status"] == "converted"
     assert ok2["value"] == 9000.0  # "9,000": well-formed thousands groups
-    assert ok2["reporting_value"] == pytest.approx(9000 / 0.925)  # EUR per USD, 2023 table
+    from tbml.fx import FxTable
+    eur_per_usd = FxTable.load().per_usd(pd.Series(["EUR"]), pd.Series([ok2["date"]]), 92)[0]  # ECB, that day
+    assert ok2["fx_rate"] == pytest.approx(1 / eur_per_usd) and ok2["reporting_value"] == pytest.approx(9000 / eur_per_usd)
     assert bad_rows.stats["repairs"]["country_alias_fixed"] == 1
 
 
@@ -146,7 +148,7 @@ def test_bom_semicolon_and_title_case_headers():
 
 
 def test_customs_mapping_with_composite_ids_constants_and_decimal_commas():
-    r = load_invoices(DATA / "customs_declarations.csv", mapping=MAPPINGS / "customs_import_declarations.yaml")
+    r = load_invoices(EXAMPLES / "customs_declarations.csv", mapping=MAPPINGS / "customs_import_declarations.yaml")
     acc = r.accepted.set_index("invoice_id")
     assert list(acc.index) == ["23GB000000000001-1", "23GB000000000001-2", "23GB000000000002-1", "23GB000000000006-1"]
     first = acc.loc["23GB000000000001-1"]
@@ -163,7 +165,7 @@ def test_customs_mapping_with_composite_ids_constants_and_decimal_commas():
 
 def test_hs_restoration_can_be_turned_off():
     config = Config(ingest=IngestConfig(restore_hs_leading_zero="never"))
-    r = load_invoices(DATA / "customs_declarations.csv", mapping=MAPPINGS / "customs_import_declarations.yaml",
+    r = load_invoices(EXAMPLES / "customs_declarations.csv", mapping=MAPPINGS / "customs_import_declarations.yaml",
                       config=config)
     coffee = r.accepted.set_index("invoice_id").loc["23GB000000000006-1"]
     assert coffee["hs_code"] == "901110000"  # left as written: 9 digits is a valid length

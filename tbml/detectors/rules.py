@@ -1,5 +1,5 @@
 """Red-flag rules: each FATF / Egmont indicator the data can show, as a named rule with a severity, its
-thresholds in ``configs/rules.yaml`` and a reason filled with the line's own figures.
+thresholds in the rules YAML (shipped as ``tbml/data/rules.yaml``) and a reason filled with the line's own figures.
 
 Rules read the item frame built by ``tbml.model`` (one row per invoice line or unlinked transfer, with
 every feature). A rule whose columns are absent from the data is skipped and listed in ``skipped``, never a
@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tbml.defaults import resolve
 from tbml.errors import ConfigError
 from tbml.io import read_yaml
 
-RULES_FILE = Path(__file__).resolve().parents[2] / "configs" / "rules.yaml"
+RULES_FILE = "rules.yaml"  # the shipped rules, under tbml/data
 SEVERITIES = ("high", "medium", "low")
 
 
@@ -39,7 +40,7 @@ CONDITIONS = {
     "structured_payments": (("structuring_count",),
                             lambda f, p: (f["item"] == "transfer") & (f["structuring_count"] >= p["min_payments"])),
     # tbml 0.1's structuring rule (the payer-payee pair's near-threshold payments, on every item they touch),
-    # kept so a model saved with it, which carries its rules file, scores as it did; configs/rules.yaml now
+    # kept so a model saved with it, which carries its rules file, scores as it did; the shipped rules.yaml now
     # uses split_under_threshold and structured_payments
     "structuring": (("structuring_count",), lambda f, p: f["structuring_count"] >= p["min_payments"]),
     "cash_or_exchange_house": (("cash_like",), lambda f, p: f["cash_like"]),
@@ -54,7 +55,9 @@ CONDITIONS = {
     "phantom_payment": (("ref_unknown",), lambda f, p: f["ref_unknown"]),
     "unmatched_payment": (("linked", "ref_unknown", "payee_is_trader"),
                           lambda f, p: (f["item"] == "transfer") & ~f["linked"] & ~f["ref_unknown"]
-                          & f["payee_is_trader"]),
+                          & ~_col(f, "ref_rejected", False) & f["payee_is_trader"]),
+    # the invoice it pays was in the file but failed validation: no evidence of a phantom, a line to check
+    "payment_for_rejected_invoice": (("ref_rejected",), lambda f, p: f["ref_rejected"]),
 }
 
 
@@ -68,8 +71,8 @@ class Rule:
 
 
 def load_rules(path: str | Path | None = None) -> list[Rule]:
-    """The rules of ``path`` (default ``configs/rules.yaml``) that are enabled, checked."""
-    path = Path(path) if path else RULES_FILE
+    """The rules of ``path`` (default: the shipped ``rules.yaml``) that are enabled, checked."""
+    path = resolve(path, RULES_FILE)
     data = read_yaml(path, ConfigError, "rules")
     rules = []
     for name, spec in data.items():

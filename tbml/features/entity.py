@@ -16,15 +16,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tbml.features.keys import id_values
+
 
 def entity_features(invoices: pd.DataFrame, price_fence: np.ndarray | None = None,
                     min_history: int = 5) -> pd.DataFrame:
     n = len(invoices)
     order = np.lexsort((np.arange(n), pd.to_datetime(invoices["date"]).to_numpy()))
+    exporter, exporter_known = id_values(invoices, "exporter_id")
     frame = pd.DataFrame({
-        "importer": invoices["importer_id"].astype(str).to_numpy(),
-        "exporter": (invoices["exporter_id"].astype(str).to_numpy() if "exporter_id" in invoices
-                     else np.full(n, "")),
+        "importer": id_values(invoices, "importer_id")[0],
+        "exporter": exporter,
+        "exporter_known": exporter_known,
         "hs2": invoices["hs2"].astype(str).to_numpy(),
         "month": pd.to_datetime(invoices["date"]).dt.strftime("%Y-%m").to_numpy(),
         "value": invoices["reporting_value"].to_numpy(dtype=float),
@@ -36,8 +39,10 @@ def entity_features(invoices: pd.DataFrame, price_fence: np.ndarray | None = Non
         in_chapter = frame.groupby([role, "hs2"], sort=False).cumcount().to_numpy()
         out[f"{role}_prior_lines"] = prior
         share = np.where(prior >= min_history, in_chapter / np.maximum(prior, 1), 1.0)
-        if role == "exporter" and "exporter_id" not in invoices:
-            share = np.ones(n)
+        if role == "exporter":  # an unnamed seller has no history to stray from
+            known = frame["exporter_known"].to_numpy()
+            share = np.where(known, share, 1.0)
+            out[f"{role}_prior_lines"] = np.where(known, prior, 0)
         shares.append(share)
     out["chapter_prior_share"] = np.minimum(*shares)
     # history of whichever side is further from its usual chapters, for the reason text
@@ -45,7 +50,8 @@ def entity_features(invoices: pd.DataFrame, price_fence: np.ndarray | None = Non
     pair_prior = frame.groupby(["importer", "exporter"], sort=False).cumcount().to_numpy()
     out["new_relationship"] = (pair_prior == 0) & (out["importer_prior_lines"] >= min_history) & (
         out["exporter_prior_lines"] >= min_history)
-    out["importer_counterparties"] = frame.groupby("importer")["exporter"].transform("nunique").to_numpy()
+    sellers = frame["exporter"].where(frame["exporter_known"])
+    out["importer_counterparties"] = sellers.groupby(frame["importer"]).transform("nunique").to_numpy()
     monthly = frame.groupby(["importer", "month"])["value"].sum()
     typical = monthly.groupby(level=0).median()
     month_value = monthly.reindex(pd.MultiIndex.from_arrays([frame["importer"], frame["month"]])).to_numpy()
@@ -55,5 +61,5 @@ def entity_features(invoices: pd.DataFrame, price_fence: np.ndarray | None = Non
     out.index = invoices.index
     if price_fence is not None:
         beyond = pd.Series(np.abs(np.nan_to_num(price_fence)) > 1.5, index=invoices.index)
-        out["importer_deviation_share"] = beyond.groupby(invoices["importer_id"].astype(str)).transform("mean")
+        out["importer_deviation_share"] = beyond.groupby(id_values(invoices, "importer_id")[0]).transform("mean")
     return out

@@ -18,6 +18,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
+from tbml.features.keys import id_values
 from tbml.features.windows import day_number
 
 
@@ -39,7 +40,7 @@ def cycle_features(invoices: pd.DataFrame, max_length: int = 5, window_days: int
 
 
 def _mark_rings(invoices, max_length, window_days, max_paths, length, cycle_id) -> None:
-    keep = invoices["exporter_id"].notna().to_numpy().copy()
+    keep = id_values(invoices, "exporter_id")[1]
     if "declaration_side" in invoices:  # one declaration per movement: the import side
         keep &= (invoices["declaration_side"].astype("string").fillna("") != "export").to_numpy()
     rows = np.flatnonzero(keep)
@@ -50,8 +51,8 @@ def _mark_rings(invoices, max_length, window_days, max_paths, length, cycle_id) 
     bucket = (day - day.min()) // step
     lines = pd.DataFrame({
         "hs6": invoices["hs6"].astype(str).to_numpy()[rows],
-        "seller": invoices["exporter_id"].astype(str).to_numpy()[rows],
-        "buyer": invoices["importer_id"].astype(str).to_numpy()[rows],
+        "seller": id_values(invoices, "exporter_id")[0][rows],
+        "buyer": id_values(invoices, "importer_id")[0][rows],
         "row": rows,
     })
     # each line belongs to the window starting at its bucket and to the one starting a bucket earlier

@@ -11,6 +11,7 @@ Linking rule (configurable in ``configs/default.yaml``, section ``reconciliation
    has other invoices between a payment and the one it pays. With no such match, of the nearest invoice
    before and the nearest after the payment, the one whose value is closer to the amount makes a
    ``parties`` link (a part payment, say).
+   An invoice whose seller is blank is matched only by importer and amount (an ``amount`` link).
 3. Anything else stays unlinked: a payment with no invoice or shipment behind it in the file.
 
 Export declarations (``declaration_side = export``) are never linked: payments settle the import side.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from tbml.features.keys import id_values
 from tbml.features.windows import count_within, day_number
 
 CASH_LIKE = ("cash", "exchange_house", "money_transfer", "hawala")
@@ -44,58 +46,168 @@ class PaymentRule:
 
 
 def link_transfers(invoices: pd.DataFrame, transfers: pd.DataFrame, rule: LinkRule = LinkRule()) -> pd.DataFrame:
-    """Per transfer: ``invoice_pos`` (row position in ``invoices`` or -1), ``link`` and ``ref_unknown``."""
+    """Per transfer: ``invoice_pos`` (row position in ``invoices`` or -1), ``link``, ``ref_unknown`` and
+    ``ref_rejected`` (the reference names an invoice that validation quarantined: ``rejected_invoice``,
+    set by the caller, holds why)."""
     n = len(transfers)
     payable = _payable(invoices)
     position = np.full(n, -1, np.int64)
     link = np.full(n, "", dtype=object)
     ref = transfers["invoice_ref"].astype("string") if "invoice_ref" in transfers else pd.Series(pd.NA, index=transfers.index, dtype="string")
-    has_ref = ref.notna().to_numpy() & (ref.fillna("") != "").to_numpy()
-    ids = pd.Index(invoices["invoice_id"].astype(str).to_numpy())
-    found = ids.get_indexer(ref.fillna("").to_numpy())
+    found, cites = cited_invoices(ref, invoice_keys(invoices))
     found = np.where(found >= 0, np.where(payable[np.maximum(found, 0)], found, -1), -1)
-    by_ref = has_ref & (found >= 0)
+    by_ref = found >= 0
     position[by_ref] = found[by_ref]
     link[by_ref] = "reference"
-    ref_unknown = has_ref & ~by_ref
+    rejected = (transfers["rejected_invoice"].astype("string").fillna("") != "").to_numpy() \
+        if "rejected_invoice" in transfers else np.zeros(n, dtype=bool)
+    ref_rejected = cites & ~by_ref & rejected
+    ref_unknown = cites & ~by_ref & ~rejected
 
-    open_rows = np.flatnonzero(~has_ref)
+    # free text that names no invoice is no reference: such payments are matched like unreferenced ones
+    open_rows = np.flatnonzero(~cites & ~rejected)
     if len(open_rows) and payable.any():
         pos, kind = _link_by_parties(invoices, transfers.iloc[open_rows], payable, rule)
         position[open_rows] = pos
         link[open_rows] = kind
-    return pd.DataFrame({"invoice_pos": position, "link": link, "ref_unknown": ref_unknown}, index=transfers.index)
+    return pd.DataFrame({"invoice_pos": position, "link": link, "ref_unknown": ref_unknown,
+                         "ref_rejected": ref_rejected}, index=transfers.index)
+
+
+def invoice_keys(invoices: pd.DataFrame) -> pd.Series:
+    """What payments cite for each line: its commercial ``invoice_number`` where the file has one (a
+    customs declaration's lines share it), else its ``invoice_id``."""
+    ids = invoices["invoice_id"].astype("string")
+    if "invoice_number" in invoices:
+        ids = invoices["invoice_number"].astype("string").fillna(ids)
+    return ids.fillna("")
 
 
 def _payable(invoices: pd.DataFrame) -> np.ndarray:
-    if "declaration_side" not in invoices:
-        return np.ones(len(invoices), dtype=bool)
-    return (invoices["declaration_side"].astype("string").fillna("") != "export").to_numpy()
+    """Lines a payment can settle: not export declarations (payments settle the import side), and of the
+    lines sharing a commercial invoice number, the first, which stands for the whole invoice."""
+    out = np.ones(len(invoices), dtype=bool)
+    if "declaration_side" in invoices:
+        out &= (invoices["declaration_side"].astype("string").fillna("") != "export").to_numpy()
+    if "invoice_number" in invoices:
+        out &= ~invoice_keys(invoices).duplicated(keep="first").to_numpy()
+    return out
+
+
+def _first_line_of_invoice(invoices: pd.DataFrame) -> np.ndarray:
+    """Per line, the position of the first line with its commercial invoice number (itself without one)."""
+    if "invoice_number" not in invoices:
+        return np.arange(len(invoices))
+    codes = pd.factorize(invoice_keys(invoices))[0]
+    first = pd.Series(np.arange(len(invoices))).groupby(codes).transform("min").to_numpy()
+    return first
+
+
+def settlement_value(invoices: pd.DataFrame) -> np.ndarray:
+    """What a payment of each line is measured against: the line's value, or on the first line of a
+    commercial invoice, the value of all its lines together."""
+    value = invoices["reporting_value"].to_numpy(dtype=float)
+    if "invoice_number" not in invoices:
+        return value
+    keys = invoice_keys(invoices).to_numpy()
+    return pd.Series(value).groupby(keys).transform("sum").to_numpy()
+
+
+_CANDIDATE = r"[^\s,;:()\[\]\"'|]+"
+
+
+def cited_invoices(refs: pd.Series, keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per reference: the position in ``keys`` of the invoice it names (-1 if none in ``keys``) and whether
+    it names an invoice at all.
+
+    A reference is the invoice number itself, or free text holding it (``/INV/INV00001234 PAYMENT GOODS``,
+    as banks carry remittance information). Any word of the text, or part of it between slashes, that
+    equals an invoice number of the file (ignoring case) is a match. Text whose words do not look like
+    the file's invoice numbers (same pattern of letters and digits) names no invoice: a note such as
+    ``PAYMENT FOR GOODS`` is not a reference to a missing invoice.
+    """
+    n = len(refs)
+    found = np.full(n, -1, np.int64)
+    refs = refs.astype("string").str.strip()
+    present = (refs.notna() & (refs != "")).fillna(False).to_numpy()
+    if not present.any():
+        return found, present
+    # several lines may share one invoice number: a payment citing it goes to the first of them
+    upper = keys.astype("string").str.upper().fillna("")
+    first = pd.Series(np.arange(len(keys))).groupby(upper.to_numpy()).min()
+    index = pd.Index(first.index)
+    exact = index.get_indexer(refs.str.upper().fillna("").to_numpy())
+    found[exact >= 0] = first.to_numpy()[exact[exact >= 0]]
+    cites = present & (exact >= 0)
+    rest = np.flatnonzero(present & (exact < 0))
+    if not len(rest):
+        return found, cites
+    words = refs.iloc[rest].reset_index(drop=True).str.upper().str.extractall(f"({_CANDIDATE})")[0]
+    parts = words.str.split("/").explode()
+    tokens = pd.concat([words, parts]).str.strip("./-#_")
+    tokens = tokens[tokens.str.len() > 0]
+    if tokens.empty:
+        return found, cites
+    owner = tokens.index.get_level_values(0).to_numpy()
+    hit = index.get_indexer(tokens.to_numpy())
+    shapes = set(_shape(pd.Series(first.index)).unique())
+    looks = _shape(tokens.reset_index(drop=True)).isin(shapes).to_numpy() & tokens.str.contains(r"\d").to_numpy()
+    matched = pd.Series(np.where(hit >= 0, hit, np.iinfo(np.int64).max)).groupby(owner).min()
+    ok = matched < np.iinfo(np.int64).max
+    rows = rest[matched.index[ok].to_numpy()]
+    found[rows] = first.to_numpy()[matched[ok].to_numpy()]
+    cites[rows] = True
+    named = np.unique(owner[looks])
+    cites[rest[named]] = True
+    return found, cites
+
+
+def _shape(text: pd.Series) -> pd.Series:
+    """``INV00001234`` -> ``A9``: a run of letters as A, a run of digits as 9, other characters kept."""
+    return text.astype("string").str.replace(r"\d+", "9", regex=True).str.replace(r"[^\W\d_]+", "A", regex=True)
 
 
 def _link_by_parties(invoices, transfers, payable, rule: LinkRule):
-    if "exporter_id" not in invoices:
-        return np.full(len(transfers), -1, np.int64), np.full(len(transfers), "", dtype=object)
-    inv = pd.DataFrame({
-        "pair": (invoices["importer_id"].astype(str) + "\x1f" + invoices["exporter_id"].astype(str)).to_numpy(),
-        "day": day_number(invoices["date"]),
-        "value": invoices["reporting_value"].to_numpy(dtype=float),
-        "pos": np.arange(len(invoices)),
-    })[payable].sort_values("day", kind="stable")
-    pay = pd.DataFrame({
-        "pair": (transfers["payer_id"].astype(str) + "\x1f" + transfers["payee_id"].astype(str)).to_numpy(),
-        "day": day_number(transfers["date"]),
-        "amount": transfers["reporting_amount"].to_numpy(dtype=float),
-        "row": np.arange(len(transfers)),
-    }).sort_values("day", kind="stable")
+    importer, _ = id_values(invoices, "importer_id")
+    exporter, exporter_known = id_values(invoices, "exporter_id")
+    inv_day, value = day_number(invoices["date"]), settlement_value(invoices)
+    payer, payee = id_values(transfers, "payer_id")[0], id_values(transfers, "payee_id")[0]
+    pay_day, amount = day_number(transfers["date"]), transfers["reporting_amount"].to_numpy(dtype=float)
+    pos = np.full(len(transfers), -1, np.int64)
+    kind = np.full(len(transfers), "", dtype=object)
+    named = payable & exporter_known
+    if named.any():
+        inv = pd.DataFrame({"pair": importer + "\x1f" + exporter, "day": inv_day, "value": value,
+                            "pos": np.arange(len(invoices))})[named]
+        pay = pd.DataFrame({"pair": payer + "\x1f" + payee, "day": pay_day, "amount": amount,
+                            "row": np.arange(len(transfers))})
+        pos, kind = _link_pairs(inv, pay, rule)
+    unnamed = payable & ~exporter_known
+    if unnamed.any():
+        # An invoice whose seller is not named (customs import files often omit it) can still be matched by
+        # who paid and how much: the importer paying its amount within the window. Never by parties alone.
+        open_rows = np.flatnonzero(pos < 0)
+        inv = pd.DataFrame({"pair": importer, "day": inv_day, "value": value, "pos": np.arange(len(invoices))})[unnamed]
+        pay = pd.DataFrame({"pair": payer[open_rows], "day": pay_day[open_rows], "amount": amount[open_rows],
+                            "row": np.arange(len(open_rows))})
+        matched, at = _amount_in_window(inv, pay, rule)
+        pos[open_rows[matched]], kind[open_rows[matched]] = at[matched], "amount"
+    return pos, kind
+
+
+def _link_pairs(inv: pd.DataFrame, pay: pd.DataFrame, rule: LinkRule):
+    """Payments to invoices of the same payer -> payee pair (importer -> exporter)."""
+    inv = inv.sort_values("day", kind="stable")
+    pay = pay.sort_values("day", kind="stable")
     before = pd.merge_asof(pay, inv, on="day", by="pair", direction="backward",
                            tolerance=rule.window_after_days, suffixes=("", "_inv"))
     after = pd.merge_asof(pay, inv.rename(columns={"day": "inv_day"}).assign(day=lambda f: f["inv_day"]),
                           on="day", by="pair", direction="forward", tolerance=rule.window_before_days)
     before = before.sort_values("row")
     after = after.sort_values("row")
-    gap_before = np.abs(np.log(before["amount"].to_numpy() / before["value"].to_numpy()))
-    gap_after = np.abs(np.log(after["amount"].to_numpy() / after["value"].to_numpy()))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap_before = np.abs(np.log(before["amount"].to_numpy() / before["value"].to_numpy()))
+        gap_after = np.abs(np.log(after["amount"].to_numpy() / after["value"].to_numpy()))
     gap_before = np.where(before["pos"].notna(), gap_before, np.inf)
     gap_after = np.where(after["pos"].notna(), gap_after, np.inf)
     use_after = gap_after < gap_before
@@ -179,8 +291,8 @@ def transfer_features(invoices: pd.DataFrame, transfers: pd.DataFrame, links: pd
     at = np.maximum(pos, 0)
 
     def of_invoice(column):
-        values = invoices[column].astype(object).to_numpy() if column in invoices else np.full(len(invoices), None)
-        return np.where(linked, values[at] if len(values) else None, None)
+        values, known = id_values(invoices, column)
+        return np.where(linked & known[at] if len(values) else linked, values[at] if len(values) else None, None)
 
     importer, exporter = of_invoice("importer_id"), of_invoice("exporter_id")
     imp_c, exp_c = of_invoice("importer_country"), of_invoice("exporter_country")
@@ -198,8 +310,9 @@ def transfer_features(invoices: pd.DataFrame, transfers: pd.DataFrame, links: pd
         "linked": linked,
         "link": links["link"].to_numpy(),
         "ref_unknown": links["ref_unknown"].to_numpy(),
+        "ref_rejected": links["ref_rejected"].to_numpy(),
         "third_party_payer": linked & (payer != importer),
-        "third_party_payee": linked & (payee != exporter),
+        "third_party_payee": linked & (exporter != None) & (payee != exporter),  # noqa: E711 - elementwise
         "payer_outside_corridor": linked & (payer_c != imp_c) & (payer_c != exp_c),
         "payee_outside_corridor": linked & (payee_c != imp_c) & (payee_c != exp_c),
         # hashed membership (pandas), not np.isin, which sorts Python strings: 10 s at 200k transfers
@@ -218,10 +331,11 @@ def transfer_features(invoices: pd.DataFrame, transfers: pd.DataFrame, links: pd
 
 
 def _traders(invoices: pd.DataFrame) -> np.ndarray:
-    ids = [invoices["importer_id"].astype(str).unique()]
-    if "exporter_id" in invoices:
-        ids.append(invoices["exporter_id"].astype(str).unique())
-    return np.unique(np.concatenate(ids))
+    ids = []
+    for column in ("importer_id", "exporter_id"):
+        values, known = id_values(invoices, column)
+        ids.append(pd.unique(values[known]))
+    return np.unique(np.concatenate(ids).astype(str))
 
 
 def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf: pd.DataFrame,
@@ -237,7 +351,7 @@ def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf
     n = len(invoices)
     pos = links["invoice_pos"].to_numpy()
     linked = pos >= 0
-    value = invoices["reporting_value"].to_numpy(dtype=float)
+    value = settlement_value(invoices)
     amount = transfers["reporting_amount"].to_numpy(dtype=float)
     full = amount[linked] >= 0.9 * value[pos[linked]]
     frame = pd.DataFrame({"pos": pos[linked], "amount": amount[linked], "full": full,
@@ -260,7 +374,9 @@ def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf
                       n_near_threshold=("near_threshold", "sum"), n_under=("under_threshold", "sum"),
                       under_paid=("under_amount", "sum"), under_first=("under_lag", "min"),
                       under_last=("under_lag", "max"))
-    out = agg.reindex(np.arange(n))
+    # every line of a commercial invoice shows how that invoice was paid (its payments link to its first line)
+    out = agg.reindex(_first_line_of_invoice(invoices))
+    value = value[_first_line_of_invoice(invoices)]
     out.index = invoices.index
     counts = ["n_payments", "n_full_payments", "n_full_referenced", "n_near_threshold", "structuring_count"]
     out[counts] = out[counts].fillna(0).astype(np.int64)
@@ -287,25 +403,58 @@ def shipment_features(invoices: pd.DataFrame, window_days: int = 60, value_toler
     ``value_tolerance`` in value (``repeat_same_goods``)."""
     payable = _payable(invoices)
     hs6 = invoices["hs6"].astype(str).to_numpy()
-    # numpy writes a missing quantity as "nan", never as a missing value that breaks the key
-    quantity = (np.round(invoices["quantity"].to_numpy(dtype=float, na_value=np.nan), 3).astype(str)
-                if "quantity" in invoices else np.full(len(invoices), ""))
+    quantity, measured = _amount_of_goods(invoices)
     same_shipment = np.zeros(len(invoices), np.int64)
     same_goods = np.zeros(len(invoices), np.int64)
-    if "shipment_ref" in invoices:
-        ref = invoices["shipment_ref"].astype("string")
-        has = ref.notna().to_numpy() & payable
-        key = pd.Series(ref.fillna("").astype(str).to_numpy() + "|" + hs6)
+    ref, has_ref = id_values(invoices, "shipment_ref")
+    if has_ref.any():
+        has = has_ref & payable
+        key = pd.Series(ref + "|" + hs6)
         same_shipment[has] = key[has].map(key[has].value_counts()).to_numpy() - 1
         goods = key + "|" + quantity
-        same_goods[has] = goods[has].map(goods[has].value_counts()).to_numpy() - 1
-    importer = invoices["importer_id"].astype(str).to_numpy(dtype=object)
-    exporter = invoices["exporter_id"].astype(str).to_numpy(dtype=object) if "exporter_id" in invoices else ""
-    key = importer + "|" + exporter + "|" + hs6.astype(object) + "|" + quantity.astype(object)
+        # "the same goods" needs an amount of goods: lines with neither quantity nor weight never match
+        both = has & measured
+        same_goods[both] = goods[both].map(goods[both].value_counts()).to_numpy() - 1
+    importer, exporter = id_values(invoices, "importer_id")[0], id_values(invoices, "exporter_id")[0]
+    key = importer + "|" + exporter + "|" + hs6.astype(object) + "|" + quantity
     repeats = _repeats(key, day_number(invoices["date"]), invoices["reporting_value"].to_numpy(dtype=float),
-                       payable, window_days, value_tolerance)
+                       payable & measured, window_days, value_tolerance)
     return pd.DataFrame({"shipment_invoice_count": same_shipment, "shipment_same_goods": same_goods,
-                         "repeat_same_goods": repeats}, index=invoices.index)
+                         "repeat_same_goods": repeats, "goods_amount": _goods_amount_text(invoices, repeats > 0
+                                                                                          | (same_goods > 0))},
+                        index=invoices.index)
+
+
+def _goods_amount_text(invoices: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """For the reasons of ``rows``: "1,200 NAR", or "1,250 kg gross weight" where no quantity is given."""
+    out = np.full(len(invoices), "", dtype=object)
+    n = len(invoices)
+    quantity = invoices["quantity"].to_numpy(dtype=float, na_value=np.nan) if "quantity" in invoices else np.full(n, np.nan)
+    weight = (invoices["gross_weight_kg"].to_numpy(dtype=float, na_value=np.nan) if "gross_weight_kg" in invoices
+              else np.full(n, np.nan))
+    unit = (invoices["quantity_unit"].astype("string").fillna("").to_numpy(dtype=object) if "quantity_unit" in invoices
+            else np.full(n, "", dtype=object))
+    for i in np.flatnonzero(rows):
+        if not np.isnan(quantity[i]):
+            out[i] = f"quantity {quantity[i]:,.0f} {unit[i]}".rstrip()
+        elif not np.isnan(weight[i]):
+            out[i] = f"{weight[i]:,.0f} kg gross weight"
+    return out
+
+
+def _amount_of_goods(invoices: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per line, its quantity as a key ("kg 1250" from the gross weight where no quantity is given) and
+    whether it has either."""
+    n = len(invoices)
+    def column(name):
+        return invoices[name].to_numpy(dtype=float, na_value=np.nan) if name in invoices else np.full(n, np.nan)
+    quantity, weight = column("quantity"), column("gross_weight_kg")
+    has_quantity, has_weight = ~np.isnan(quantity), ~np.isnan(weight)
+    key = np.full(n, "", dtype=object)
+    key[has_quantity] = np.round(quantity[has_quantity], 3).astype(str)
+    by_weight = ~has_quantity & has_weight
+    key[by_weight] = "kg " + np.round(weight[by_weight], 1).astype(str).astype(object)
+    return key, has_quantity | has_weight
 
 
 def _repeats(key, day, value, mask, window: int, tolerance: float) -> np.ndarray:

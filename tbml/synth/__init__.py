@@ -50,7 +50,7 @@ def generate(
 ) -> SyntheticData:
     """Generate ``n_invoices`` invoice lines with their transfers; deterministic for a given ``seed``.
 
-    The default period keeps every payment inside the built-in FX table (2018-2024). With ``mirror_share``,
+    Invoices are in currencies ``fx`` (default: the built-in rates) can convert. With ``mirror_share``,
     that share of import lines also gets the exporting country's export declaration (FOB, same shipment
     reference, a few days earlier, honest figures), appended after the ``n_invoices`` import lines.
 
@@ -69,6 +69,8 @@ def generate(
     rng = np.random.default_rng(seed)
     fx = fx or FxTable.load()
     world = build_world(rng, n_invoices)
+    # Traders whose own currency the rates do not know invoice in US dollars, as most such trade is.
+    world.rel_currency = np.where(np.isin(world.rel_currency, sorted(fx.currencies)), world.rel_currency, "USD")
     if sample:
         rng = np.random.default_rng([seed, sample])
     third_parties, parents, providers = np.array_split(world.id_pool, 3)
@@ -193,7 +195,7 @@ def _invoice_frame(inv: Cols, world, rng, fx: FxTable, start: str) -> tuple[pd.D
     spelled[(spelled == "TNE") & ~tonnes] = "KGM"
     divisor[tonnes] = 1000.0
     currency = pd.Series(inv["currency"], dtype="string")
-    per_usd = fx.per_usd(currency, pd.Series(date), max_age_days=366)
+    per_usd = fx.per_usd(currency, pd.Series(date), max_age_days=31)
     frame = pd.DataFrame(
         {
             "invoice_id": invoice_id,
@@ -228,7 +230,7 @@ def _transfer_frame(pay: Cols, invoice_ids: np.ndarray, rng, fx: FxTable, start:
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
     date = pd.Timestamp(start) + pd.to_timedelta(pay["day"], unit="D")
-    per_usd = fx.per_usd(pd.Series(pay["currency"], dtype="string"), pd.Series(date), max_age_days=366)
+    per_usd = fx.per_usd(pd.Series(pay["currency"], dtype="string"), pd.Series(date), max_age_days=31)
     linked = pay["invoice"] >= 0
     # banks carry the invoice number on three payments in four; the rest must be linked by parties
     cites = linked & (rng.random(n) < 0.75)

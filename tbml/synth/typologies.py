@@ -9,21 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tbml.schema import TYPOLOGIES
 from tbml.synth.trade import Cols, expected_log_price, take, transfer_table
 from tbml.synth.world import World
 
-TYPOLOGIES = (
-    "over_invoicing",
-    "under_invoicing",
-    "multiple_invoicing",
-    "over_under_shipment",
-    "phantom_shipment",
-    "misdescribed_goods",
-    "third_party_payment",
-    "structuring",
-    "circular_trade",
-    "unrelated_goods",
-)
 IN_PLACE = ("over_invoicing", "under_invoicing", "over_under_shipment", "misdescribed_goods",
             "third_party_payment", "structuring", "multiple_invoicing")
 # hubs that trade-finance typology reports name often as third-party payers
