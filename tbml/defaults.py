@@ -45,9 +45,9 @@ def shipped_mappings() -> list[str]:
 def mapping_path(spec: str | Path) -> Path:
     """A mapping given as a path, or by the name of a shipped one when no such file exists."""
     path = Path(spec)
-    if path.exists() or path.suffix or "/" in str(spec):
+    if path.exists() or path.suffix:
         return path
-    name = str(spec).replace("-", "_")
+    name = path.name.replace("-", "_")
     if name in shipped_mappings():
         return data_path(f"mappings/{name}.yaml")
     return path

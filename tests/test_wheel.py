@@ -29,7 +29,7 @@ def installed(tmp_path_factory):
     """(the venv's bin folder, a clean working folder) with only the built wheel installed."""
     root = tmp_path_factory.mktemp("wheel")
     dist = root / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(ROOT)],
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
          cwd=root)
     wheel = next(dist.glob("tbml-*.whl"))
     venv = root / "venv"
