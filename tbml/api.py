@@ -225,11 +225,16 @@ def mark_rejected_invoices(transfers: pd.DataFrame, rejected: pd.DataFrame | Non
 
 def train_files(invoices, transfers=None, *, config=None, name: str = registry.DEFAULT_NAME,
                 alias: str = "challenger", experiment: str = "tbml", mapping=None, transfers_mapping=None,
-                save: str | Path | None = None, register: bool = True, **read_overrides) -> dict:
+                save: str | Path | None = None, register: bool = True, data_source: str | None = None,
+                **read_overrides) -> dict:
     """Fit the chain on the files and register it in MLflow: config as params, data fingerprints as tags,
     evaluation metrics when the files are labelled (score distribution otherwise), the reference tables
-    as Parquet, and the model as a new version of ``name`` tagged ``alias``. With ``save``, also write the
-    chain and a model card to that folder; ``register=False`` skips MLflow."""
+    as Parquet, the model card, and the model as a new version of ``name`` tagged ``alias``, described by
+    its training data. With ``save``, also write the chain and the card to that folder; ``register=False``
+    skips MLflow. ``data_source`` says in words what the files are (the card and the version repeat it);
+    without it, tbml says only what it can tell (see ``tbml.modelcard.describe_training``)."""
+    from tbml.modelcard import describe_training
+
     config = config if isinstance(config, Config) else load_config(config)
     validation = validate_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                                 config=config, **read_overrides)
@@ -253,15 +258,17 @@ def train_files(invoices, transfers=None, *, config=None, name: str = registry.D
         s = result.stats
         tags |= {f"{s['kind']}_sha256": s["sha256"], f"{s['kind']}_rows": str(s["rows_accepted"]),
                  f"{s['kind']}_date_range": " to ".join(s.get("date_range", []))}
-    info: dict = {"rows": int(len(accepted)), "metrics": metrics}
+    training = describe_training([r.stats for r in validation.results], "is_laundering" in accepted,
+                                 validation.manifest["fx_rates"], config.ingest.reporting_currency, data_source)
+    info: dict = {"rows": int(len(accepted)), "metrics": metrics, "training": training}
     if save is not None:
         model.save(save)
-        info["card"] = str(write_model_card(save, info, [r.stats for r in validation.results], metrics))
+        info["card"] = str(write_model_card(save, training, metrics))
         info["saved"] = str(save)
     if register:
         info |= registry.log_model(model, accepted.head(50), name=name, alias=alias, metrics=metrics,
                                    params=_flatten(config.to_dict()), tags=tags, experiment=experiment,
-                                   evaluation=evaluation)
+                                   evaluation=evaluation, training=training)
     return info
 
 
