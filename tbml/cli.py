@@ -293,9 +293,11 @@ def batch(job, force):
 @click.option("--experiment", default="tbml", show_default=True, help="MLflow experiment for the run.")
 @click.option("--save", type=click.Path(file_okay=False), help="Also write the model and a model card here.")
 @click.option("--no-register", is_flag=True, help="Do not log to MLflow (with --save: a local model only).")
+@click.option("--data-source", default=None,
+              help="What the files are, in words, for the model card and the version's description.")
 @read_options
 def train(invoices, transfers, mapping, transfers_mapping, config, name, alias, experiment, save, no_register,
-          **read):
+          data_source, **read):
     """Fit the whole chain on reference files and register it in MLflow as a new version.
 
     The run records the config, data fingerprints (sha256, rows, dates), metrics (evaluation figures
@@ -313,7 +315,7 @@ def train(invoices, transfers, mapping, transfers_mapping, config, name, alias, 
 
     info = api.train_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                            config=config, name=name, alias=alias, experiment=experiment, save=save,
-                           register=not no_register, **read)
+                           register=not no_register, data_source=data_source, **read)
     pr = info["metrics"].get("pr_auc")
     if pr is not None:
         click.echo(f"PR-AUC on the training files: {pr:.3f}")
