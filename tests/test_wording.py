@@ -124,8 +124,6 @@ INTERNAL = [name for name in (*ForestConfig().features, *(rule.name for rule in 
 UNIT_CODE = re.compile(r"/\s*[A-Z]{3}\b|\b(?:" + "|".join(CANONICAL_UNITS) + r")\b")
 
 
-@pytest.mark.xfail(strict=True, reason="the forest and money sentences reach the reasons only once tbml.model and "
-                   "tbml.detectors.forest call tbml.wording and fusion's sentences (branch reasons-eval-wiring)")
 def test_reasons_of_a_scored_file_carry_no_internal_name(scored):
     reasons = scored.loc[scored["risk"] >= 30, "reasons"]
     assert len(reasons) > 100 and reasons.str.contains("unusual profile").any()
