@@ -14,23 +14,13 @@ from html import escape
 import numpy as np
 from markupsafe import Markup
 
+from tbml.wording import number
+
 _INK, _MUTED, _ALERT, _BOX, _DOT = "#1f2933", "#7b8794", "#c62828", "#bcccdc", "#486581"
 
 
 def _t(text) -> str:
     return escape(str(text), quote=True)
-
-
-def number(x: float) -> str:
-    """A price or value as an investigator reads it: 1,234 / 12.35 / 0.0123."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    ax = abs(x)
-    if ax >= 1000:
-        return f"{x:,.0f}"
-    if ax >= 1:
-        return f"{x:,.2f}"
-    return f"{x:.3g}"
 
 
 def _svg(width: int, height: int, label: str, body: list[str]) -> Markup:

@@ -11,6 +11,7 @@ import click
 import tbml
 from tbml.errors import TBMLError
 from tbml.schema import TYPOLOGIES
+from tbml.wording import typology_name  # plain Python: no pandas or numpy to wait for
 
 # Commands import what they need when they run: `tbml --help` must not wait for pandas, scikit-learn,
 # numba and MLflow to load.
@@ -204,7 +205,8 @@ def score(invoices, transfers, mapping, transfers_mapping, config, reference_pri
                f"{len(result.entities):,} entities and {len(result.networks):,} networks involved")
     for alert in result.alerts.head(top).itertuples(index=False):
         name = alert.invoice_id if alert.item == "invoice" else alert.transfer_id
-        click.echo(f"  #{alert.rank} {name} risk {alert.risk:.0f} ({alert.suspected_typology}): {alert.reasons}")
+        click.echo(f"  #{alert.rank} {name} risk {alert.risk:.0f} ({typology_name(alert.suspected_typology)}): "
+                   f"{alert.reasons}")
     for name, path in result.outputs.items():
         click.echo(f"{name}: {path}")
 

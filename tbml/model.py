@@ -20,7 +20,8 @@ import pandas as pd
 from tbml import drift
 from tbml.config import Config
 from tbml.detectors.forest import ForestDetector
-from tbml.detectors.fusion import forest_component, fuse, money_component, price_component, ranked_reasons
+from tbml.detectors.fusion import (
+    forest_component, forest_reasons, fuse, money_component, money_reasons, price_component, ranked_reasons)
 from tbml.detectors.price import PriceDeviationDetector
 from tbml.detectors.rules import evaluate_rules, load_rules, render
 from tbml.errors import ConfigError
@@ -134,7 +135,8 @@ class TBMLModel:
         inv_items["forest_score"] = strangeness
         inv_items["forest_percentile"] = percentile
         # words only for the lines the forest's evidence counts for
-        inv_items["forest_detail"] = self.forest_.describe(inv_items, rows=percentile > cfg.fusion.forest_from_percentile)
+        inv_items["forest_detail"] = self.forest_.describe(inv_items, rows=percentile > cfg.fusion.forest_from_percentile,
+                                                           currency=cfg.ingest.reporting_currency)
         items = pd.concat([inv_items, tr_items], ignore_index=True, sort=False)
         context = {"threshold": cfg.reconciliation.reporting_threshold, "window_days": cfg.reconciliation.structuring_window_days,
                    "reporting_currency": cfg.ingest.reporting_currency}
@@ -153,16 +155,12 @@ class TBMLModel:
         typologies["price"] = _price_typology(items)
         components["money"] = np.where(is_invoice, money_component(items["value_moved"].to_numpy(dtype=float),
                                                                   self.typical_value_, cfg.fusion), 0.0)
-        texts["money"] = ("about " + items["value_moved"].fillna(0).round(0).map("{:,.0f}".format) + " "
-                          + cfg.ingest.reporting_currency + " beyond the price fence, "
-                          + (items["value_moved"].fillna(0) / self.typical_value_).round(1).astype(str)
-                          + " times a typical invoice")
+        texts["money"] = money_reasons(components["money"], items["value_moved"], self.typical_value_,
+                                       cfg.ingest.reporting_currency)
         typologies["money"] = typologies["price"]
         components["forest"] = np.where(is_invoice, forest_component(items["forest_percentile"].to_numpy(dtype=float),
                                                                     cfg.fusion), 0.0)
-        texts["forest"] = ("unusual profile for the isolation forest (top " +
-                           ((1 - items["forest_percentile"].fillna(0)) * 100).round(1).astype(str) + "% of lines): " +
-                           items["forest_detail"].fillna(""))
+        texts["forest"] = forest_reasons(components["forest"], items["forest_percentile"], items["forest_detail"])
         typologies["forest"] = pd.Series("unusual_profile", index=items.index)
         weight = {"high": cfg.fusion.high, "medium": cfg.fusion.medium, "low": cfg.fusion.low}
         any_hit = np.flatnonzero(hits.to_numpy().any(axis=1)) if len(hits.columns) else np.empty(0, int)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import jinja2
@@ -23,12 +24,13 @@ import pandas as pd
 import pyarrow.dataset as ds
 from markupsafe import Markup
 
-from tbml.charts import bar_chart, number, price_chart, ring_chart
+from tbml.charts import bar_chart, price_chart, ring_chart
 from tbml.detectors.price import level_keys
 from tbml.features.pricing import period_keys
 from tbml.errors import TBMLError
 from tbml.io import write_atomic
 from tbml.rollup import entity_rollup, networks_and_members
+from tbml.wording import GLOSSARY, TYPOLOGY_NAMES, number, price_unit, ratio, rule_name, typology_name, unit_name
 
 REPORT_NAME = "report.html"
 # Marks the page as drawn (or not) for a browser test: counts the charts that have a size and the errors.
@@ -49,6 +51,9 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = number
     env.filters["count"] = lambda x: f"{int(x):,}"
+    env.filters["typology"] = typology_name
+    env.filters["typologies"] = typologies_in_words
+    env.filters["rule"] = rule_name
     env.globals |= {"check_script": Markup(_CHECK_SCRIPT), "script_hash": _SCRIPT_HASH}
     return env
 
@@ -97,7 +102,8 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
         "currency": currency,
         "accounting": _accounting(manifest),
         "risk_bands": _risk_bands(alerts, manifest.get("alert_threshold", 30)),
-        "by_typology": bar_chart(_counts(alerts["suspected_typology"]), "alerts by suspected typology"),
+        "by_typology": bar_chart(_counts(alerts["suspected_typology"].map(typology_name)),
+                                 "alerts by suspected typology"),
         "by_corridor": bar_chart(_counts(_corridors(alerts), 12), "alerts by corridor"),
         "n_alerts": len(alerts), "n_top": len(shown),
         "top_alerts": [_alert_card(a, peers, currency, fitted_on_input) for a in shown.to_dict("records")],
@@ -110,6 +116,7 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
         "drift": manifest.get("drift"),
         "skipped_rules": manifest.get("rules_skipped_for_missing_columns") or [],
         "seconds": manifest.get("seconds", {}),
+        "glossary": GLOSSARY,
     }
 
 
@@ -210,10 +217,15 @@ def _alert_card(alert: dict, peers: pd.DataFrame, currency: str, fitted_on_input
         card["chart"] = price_chart(prices, float(alert["price"]), _f(alert.get("reference_q1")),
                                     _f(alert.get("reference_median")), _f(alert.get("reference_q3")),
                                     _f(alert.get("fence_low")), _f(alert.get("fence_high")),
-                                    f"{_PRICE_DRIVERS[driver]}, {currency} per {unit}")
+                                    f"{_PRICE_DRIVERS[driver]}, {price_unit(currency, unit)}")
         card["chart_note"] = (f"Red: this line. {box[0].upper() + box[1:]}; dashed: the fences beyond which a price "
                               f"is an outlier; dots: {note}.")
     return card
+
+
+def typologies_in_words(text) -> str:
+    """A roll-up's "over_invoicing (3), structuring (1)" as "over-invoicing (3), structuring (1)"."""
+    return re.sub(r"[a-z_]+", lambda m: TYPOLOGY_NAMES.get(m.group(), m.group()), str(text or ""))
 
 
 def _finite(x) -> bool:
@@ -236,7 +248,8 @@ def _facts(alert: dict, is_invoice: bool, currency: str) -> list[tuple[str, str]
         facts = [("date", text("date")[:10]), ("importer", text("importer_id")), ("exporter", text("exporter_id")),
                  ("corridor", f"{text('exporter_country')} → {text('importer_country')}"),
                  ("HS code", text("hs_code")), ("goods", text("goods_description")),
-                 ("quantity", f"{number(_f(alert.get('quantity')))} {text('quantity_unit')}"),
+                 ("quantity", f"{number(_f(alert.get('quantity')))} "
+                              f"{unit_name(alert.get('quantity_unit'), plural=True)}"),
                  ("gross weight", f"{number(_f(alert.get('gross_weight_kg')))} kg"),
                  ("value", f"{number(_f(alert.get('value')))} {text('currency')} = "
                            f"{number(_f(alert.get('reporting_value')))} {currency}"),
@@ -256,7 +269,7 @@ def _mirror_fact(alert: dict, currency: str) -> str:
     if not (np.isfinite(counterpart) and np.isfinite(gap)):
         return ""
     return (f"{number(counterpart)} {currency} with freight and insurance; this line declares "
-            f"{np.exp(gap):.2f}x that")
+            f"{ratio(np.exp(gap))} that")
 
 
 def _peer_prices(alert: dict, peers: pd.DataFrame, driver: str) -> tuple[np.ndarray, str]:

@@ -110,8 +110,11 @@ def test_value_moved_and_reason_can_be_checked_by_hand():
     assert row["reference_median"] == pytest.approx(10.0) and row["ratio_to_median"] == pytest.approx(3.0)
     assert row["fence_distance"] == pytest.approx(np.log(3.0) / 0.1)
     assert row["value_moved"] == pytest.approx((30.0 - 10.0 * np.exp(0.15)) * 200.0)
-    assert row["reason"].startswith("unit price 30.00 USD/KGM is 3.00x the median 10.00 of 41 reference lines "
-                                    "(HS6 090111 from CN to US period 2023Q1; own data)")
+    # every figure of the sentence, as plain prices: 10 x exp(0.15) = 11.62, 30 / 11.62 = 2.58, ln(3) / 0.1 = 11
+    assert row["reason"] == ("unit price 30 USD per kg is 3x the median of 41 peer lines (HS6 090111 from CN to US "
+                             "period 2023Q1; own data): Q1 10, median 10, Q3 10, upper fence 11.62 USD per kg; 2.58x "
+                             "the upper fence (11 IQRs above Q3 on log prices); about 3,676 USD over-invoiced beyond "
+                             "the fence")
 
 
 def test_external_reference_used_where_own_data_is_thin(tmp_path):
@@ -221,7 +224,7 @@ def test_over_and_under_invoicing_rank_first_with_checkable_reasons(synthetic_li
     top = inv.loc[ex["fence_distance"].abs().sort_values(ascending=False).index[:50]]
     assert top["is_laundering"].mean() > 0.5  # the 50 most deviant lines are mostly laundering
     flagged = ex[ex["direction"] != ""]
-    assert flagged["reason"].str.contains(r"of \d+ .*reference lines \(").all() and (flagged["value_moved"] > 0).all()
+    assert flagged["reason"].str.contains(r"of [\d,]+ peer lines \(").all() and (flagged["value_moved"] > 0).all()
     assert {"over", "under"} <= set(flagged.loc[inv["typology"].isin(["over_invoicing", "under_invoicing"]),
                                                 "direction"])
 

@@ -199,5 +199,5 @@ def test_a_mirror_alert_shows_the_export_declaration_it_was_measured_against():
     alert = {"item": "invoice", "invoice_id": "I1", "value": 300.0, "currency": "USD", "reporting_value": 300.0,
              "mirror_value": 100.0, "mirror_value_gap": float(np.log(3.0))}
     facts = dict(report._facts(alert, True, "USD"))
-    assert facts["export declaration"] == "100.00 USD with freight and insurance; this line declares 3.00x that"
+    assert facts["export declaration"] == "100 USD with freight and insurance; this line declares 3x that"
     assert "export declaration" not in dict(report._facts({**alert, "mirror_value": float("nan")}, True, "USD"))

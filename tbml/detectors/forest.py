@@ -2,7 +2,8 @@
 
 Each feature is centred on its median and scaled by its IQR (learned in ``fit``); a missing value is read as
 the median, so it never makes a line look strange. ``explain`` names the features furthest from typical,
-with the line's value and the typical one: "paid_ratio 2.10 (typical 1.00)".
+in words (``tbml.wording``), with the line's figure and the typical one: "paid 2.3 times the invoice value
+(typically 1)".
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 
 from tbml.detectors.base import BaseDetector
+from tbml.wording import feature_phrase
 
 
 class ForestDetector(BaseDetector):
@@ -74,9 +76,9 @@ class ForestDetector(BaseDetector):
         return pd.DataFrame({"forest_score": -self._score_samples(X), "forest_detail": self.describe(X, top=top)},
                             index=X.index if isinstance(X, pd.DataFrame) else None)
 
-    def describe(self, X, rows=None, top: int = 3) -> np.ndarray:
+    def describe(self, X, rows=None, top: int = 3, currency: str = "USD") -> np.ndarray:
         """For the rows selected by the boolean mask ``rows`` (default all), the ``top`` features furthest
-        from typical as text: "paid_ratio 2.1 (typical 1)"; other rows get ""."""
+        from typical in words: "paid 2.3 times the invoice value (typically 1)"; other rows get ""."""
         X = self._validate(X, reset=False)
         scaled = self._matrix(X)
         raw = (X.reindex(columns=list(self.features_)).astype(float).to_numpy() if isinstance(X, pd.DataFrame)
@@ -85,6 +87,6 @@ class ForestDetector(BaseDetector):
         rows = np.arange(len(scaled)) if rows is None else np.flatnonzero(rows)
         far = np.argsort(-np.abs(scaled[rows]), axis=1)[:, :top]
         for i, cols in zip(rows, far):
-            texts[i] = "; ".join(f"{self.features_[c]} {raw[i, c]:.3g} (typical {self.center_[c]:.3g})"
+            texts[i] = "; ".join(feature_phrase(self.features_[c], raw[i, c], self.center_[c], currency)
                                  for c in cols if abs(scaled[i, c]) >= 1.5)
         return texts

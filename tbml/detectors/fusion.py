@@ -13,7 +13,9 @@ Each component says how strongly it points at laundering as a number p in [0, 1]
 They combine as independent pieces of evidence (a noisy-OR): risk = 100 x (1 - product of (1 - p)).
 So one high-severity rule alone gives 60, a medium one 35; a price 3 IQR beyond its fence gives 54;
 both a high rule and that price give 82. More evidence can only raise the score, never past 100. The reasons listed are the components in order of their p, and
-the typology shown is the one of the strongest component.
+the typology shown is the one of the strongest component. Each component's sentence is written only where
+its p is above 0 (``money_reasons``, ``forest_reasons``; the price detector and the rules write their own),
+in the words of ``tbml.wording``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from tbml.config import FusionConfig
+from tbml.wording import number, percent
 
 
 def price_component(fence: np.ndarray, threshold: float, weights: FusionConfig) -> np.ndarray:
@@ -37,6 +40,31 @@ def money_component(value_moved: np.ndarray, typical_value: float, weights: Fusi
 def forest_component(percentile: np.ndarray, weights: FusionConfig) -> np.ndarray:
     top = (np.nan_to_num(percentile) - weights.forest_from_percentile) / (1 - weights.forest_from_percentile)
     return weights.forest_weight * np.clip(top, 0.0, 1.0)
+
+
+def money_reasons(component: np.ndarray, value_moved: pd.Series, typical_value: float, currency: str) -> pd.Series:
+    """Where ``component`` > 0: "about 1,755,501 USD beyond the price fence, 33.3 times the median invoice
+    value (52,710 USD)"; "" elsewhere."""
+    text = pd.Series("", index=value_moved.index, dtype=object)
+    rows = np.flatnonzero(np.asarray(component) > 0)
+    moved = value_moved.to_numpy(dtype=float)[rows]
+    typical = f" times the median invoice value ({number(typical_value)} {currency})"
+    text.iloc[rows] = [f"about {number(m)} {currency} beyond the price fence"
+                       + (f", {number(m / typical_value, 3)}{typical}" if typical_value > 0 else "") for m in moved]
+    return text
+
+
+def forest_reasons(component: np.ndarray, percentile: pd.Series, detail: pd.Series) -> pd.Series:
+    """Where ``component`` > 0: "unusual profile (isolation forest: among the 0.2% strangest lines): " and the
+    forest's ``detail``, the features furthest from typical in words; "" elsewhere."""
+    text = pd.Series("", index=percentile.index, dtype=object)
+    rows = np.flatnonzero(np.asarray(component) > 0)
+    share = 1.0 - percentile.to_numpy(dtype=float)[rows]
+    said = detail.fillna("").astype(str).to_numpy()[rows]
+    # the percentile is read off 1,001 quantiles: the strangest lines share the top 0.1%
+    text.iloc[rows] = [f"unusual profile (isolation forest: among the {percent(max(s, 0.001))} strangest lines)"
+                       + (f": {d}" if d else "") for s, d in zip(share, said)]
+    return text
 
 
 def fuse(components: pd.DataFrame) -> np.ndarray:

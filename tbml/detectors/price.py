@@ -28,6 +28,7 @@ from tbml.detectors.base import BaseDetector
 from tbml.errors import InputFileError
 from tbml.features.pricing import DEFAULT_LEVELS, MEASURES, Measure, price_measures
 from tbml.peer_stats import GroupStats, deviations, group_statistics
+from tbml.wording import number, price_unit, ratio
 
 _STATS = ["count", "median", "q1", "q3", "mad", "medcouple"]
 _BASE_KEYS = ("unit", "side")  # never compared across: different units, FOB against CIF
@@ -298,8 +299,9 @@ class PriceDeviationDetector(BaseDetector):
         reason = reason.astype(object)
         alerted = np.flatnonzero(over | under)
         if len(alerted):
-            columns = ["driver", "price", "unit", "ratio_to_median", "reference_median", "peers", "level", "source",
-                       "fence_distance", "direction", "value_moved"]
+            columns = ["driver", "price", "unit", "ratio_to_median", "reference_median", "reference_q1", "reference_q3",
+                       "fence_low", "fence_high", "peers", "level", "source", "fence_distance", "direction",
+                       "value_moved"]
             arrays = [out[c].to_numpy(dtype=object)[alerted] for c in columns]
             reason[alerted] = [self._sentence(*values) for values in zip(*arrays)]
         out["reason"] = reason
@@ -314,27 +316,40 @@ class PriceDeviationDetector(BaseDetector):
             low = high = np.ones_like(q1)
         return q1 - self.threshold * iqr * low, q3 + self.threshold * iqr * high
 
-    def _sentence(self, driver, price, unit, ratio_to_median, reference_median, peers, level, source,
-                  fence_distance, direction, value_moved) -> str:
-        """The reason for one alerted line, with every figure an investigator needs to redo it."""
-        r = _Line(driver, price, unit, ratio_to_median, reference_median, peers, level, source, fence_distance,
-                  direction, value_moved)
+    def _sentence(self, driver, price, unit, ratio_to_median, reference_median, reference_q1, reference_q3, fence_low,
+                  fence_high, peers, level, source, fence_distance, direction, value_moved) -> str:
+        """The reason for one alerted line, with every figure an investigator needs to redo it: the price, the
+        peers' median, Q1, Q3 and the fence as plain prices, the price as a multiple of the median and of the
+        fence it crossed, and the fence distance said to be on log prices."""
+        r = _Line(driver, price, unit, ratio_to_median, reference_median, reference_q1, reference_q3, fence_low,
+                  fence_high, peers, level, source, fence_distance, direction, value_moved)
+        currency = self.reporting_currency
+        above = r.fence_distance > 0
+        fence_name, fence_price = ("upper fence", r.fence_high) if above else ("lower fence", r.fence_low)
+        # always a multiple above 1, so "8x" reads the same way both sides: price / upper, lower / price
+        beyond = (f"{ratio(r.price / fence_price)} the {fence_name}" if above
+                  else f"the {fence_name} is {ratio(fence_price / r.price)} the price")
+        side = "above Q3" if above else "below Q1"
         if r.driver == "mirror_gap":
-            where = "above" if r.fence_distance > 0 else "below"
-            return (f"declared value is {r.price:.2f}x the other side's declaration of the shipment (CIF-adjusted), "
-                    f"against a median of {r.reference_median:.2f}x over {r.peers} matched reference lines ({r.level}); "
-                    f"{abs(r.fence_distance):.1f} IQR {where} the peer gaps; about {r.value_moved:,.0f} "
-                    f"{self.reporting_currency} beyond the fence")
-        what = "unit price" if r.driver == "unit_price" else ("value per kg" if r.driver == "value_per_kg" else r.driver)
-        per = f" {self.reporting_currency}/{r.unit}" if r.unit else ""
-        where = "above Q3" if r.fence_distance > 0 else ("below Q1" if r.fence_distance < 0 else "inside Q1-Q3")
-        text = (f"{what} {r.price:,.2f}{per} is {r.ratio_to_median:.2f}x the median {r.reference_median:,.2f} "
-                f"of {r.peers} reference lines ({r.level}; {r.source}); {abs(r.fence_distance):.1f} IQR {where}")
+            # gaps sit near 1x: four digits, so the fence can be redone from Q1 and Q3
+            return (f"declared value is {ratio(r.price, 4)} the exporting side's declaration of the shipment "
+                    f"(with freight and insurance added), against a median gap of {ratio(r.reference_median, 4)} "
+                    f"over {r.peers:,} matched peer lines ({r.level}): Q1 {ratio(r.reference_q1, 4)}, Q3 "
+                    f"{ratio(r.reference_q3, 4)}, {fence_name} {ratio(fence_price, 4)}; {beyond} "
+                    f"({number(abs(r.fence_distance), 2)} IQRs {side} on log gaps); about {number(r.value_moved)} "
+                    f"{currency} beyond the fence")
+        what = {"unit_price": "unit price", "value_per_kg": "value per kg"}.get(r.driver, r.driver)
+        per = price_unit(currency, r.unit) if r.unit else ""
+        lead = f"{what} {number(r.price)} {currency if r.driver == 'value_per_kg' else per}".rstrip()
+        text = (f"{lead} is {ratio(r.ratio_to_median)} the median of {r.peers:,} peer lines ({r.level}; {r.source}): "
+                f"Q1 {number(r.reference_q1)}, median {number(r.reference_median)}, Q3 {number(r.reference_q3)}, "
+                f"{fence_name} {number(fence_price)} {per}".rstrip()
+                + f"; {beyond} ({number(abs(r.fence_distance), 2)} IQRs {side} on log prices)")
         if r.direction and r.driver == "unit_price":
-            text += f"; about {r.value_moved:,.0f} {self.reporting_currency} {r.direction}-invoiced beyond the fence"
+            text += f"; about {number(r.value_moved)} {currency} {r.direction}-invoiced beyond the fence"
         elif r.direction:
             cause = "mispriced, or the weight misdeclared" if r.driver == "value_per_kg" else "mispriced on one side"
-            text += f"; about {r.value_moved:,.0f} {self.reporting_currency} beyond the fence ({cause})"
+            text += f"; about {number(r.value_moved)} {currency} beyond the fence ({cause})"
         return text
 
 
@@ -352,6 +367,10 @@ class _Line(NamedTuple):
     unit: str
     ratio_to_median: float
     reference_median: float
+    reference_q1: float
+    reference_q3: float
+    fence_low: float
+    fence_high: float
     peers: int
     level: str
     source: str

@@ -18,6 +18,7 @@ import pandas as pd
 from tbml.defaults import resolve
 from tbml.errors import ConfigError
 from tbml.io import read_yaml
+from tbml.wording import number, per_unit, unit_name
 
 RULES_FILE = "rules.yaml"  # the shipped rules, under tbml/data
 SEVERITIES = ("high", "medium", "low")
@@ -105,20 +106,58 @@ def evaluate_rules(items: pd.DataFrame, rules: list[Rule], context: dict) -> tup
     return pd.DataFrame(hits, index=items.index), skipped
 
 
+# columns that hold a unit code: a sentence says them in words ("pieces", "{quantity_unit:per}" -> "per piece")
+UNIT_FIELDS = ("quantity_unit", "unit")
+
+
 def render(rule: Rule, row: dict, context: dict) -> str:
-    """The rule's reason with the item's figures; a missing figure shows as '?' rather than failing."""
-    # counts that passed through a float column print as counts: "paid 2 times", not "2.0 times"
-    row = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in row.items()}
-    values = _Values({**context, **rule.params, **row})
+    """The rule's reason with the item's figures; a missing figure shows as '?' rather than failing.
+
+    A plain field (``{value}``) prints numbers with ``tbml.wording.number`` (significant digits kept, thousands
+    separated) and unit codes in words; an explicit format (``{value:,.0f}``, from an older rules file) is obeyed.
+    """
+    values = _Values({k: _shown(k, v) for k, v in {**context, **rule.params, **row}.items()})
+    # an older rules file (a saved model carries its own) wrote "per {quantity_unit}": "per piece", not "pieces"
+    template = rule.reason.replace("per {quantity_unit}", "{quantity_unit:per}")
     try:
-        return rule.reason.format_map(values)
-    except (ValueError, TypeError):  # a number format met a missing value: show the template unformatted
-        plain = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", rule.reason)
-        return plain.format_map(_Values({k: "?" if _missing(v) else v for k, v in values.items()}))
+        return template.format_map(values)
+    except (ValueError, TypeError):  # a format met a missing figure ("?"): show the template unformatted
+        return re.sub(r"\{(\w+):[^}]*\}", r"{\1}", template).format_map(values)
+
+
+class _Figure(float):
+    """A number that prints as an investigator reads it unless the template gives a format."""
+
+    def __format__(self, spec: str) -> str:
+        return number(self) if not spec else format(float(self), spec)
+
+    def __str__(self) -> str:
+        return number(self)
+
+
+class _Unit(str):
+    """A unit code that prints in words: "pieces" plain, "per piece" with the format ``per``."""
+
+    def __format__(self, spec: str) -> str:
+        if spec == "per":
+            return per_unit(str(self))
+        return unit_name(str(self), plural=True) if not spec else format(str(self), spec)
+
+
+def _shown(name: str, value):
+    if _missing(value):
+        return "?"
+    if isinstance(value, (bool, np.bool_)):
+        return value
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return _Figure(value)
+    if name in UNIT_FIELDS and isinstance(value, str):
+        return _Unit(value)
+    return value
 
 
 class _Values(dict):
-    def __missing__(self, key):
+    def __missing__(self, key):  # a field the item does not have
         return "?"
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 
 from tbml.features.keys import id_values
 from tbml.features.windows import count_within, day_number
+from tbml.wording import number, unit_name
 
 CASH_LIKE = ("cash", "exchange_house", "money_transfer", "hawala")
 
@@ -426,7 +427,8 @@ def shipment_features(invoices: pd.DataFrame, window_days: int = 60, value_toler
 
 
 def _goods_amount_text(invoices: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """For the reasons of ``rows``: "1,200 NAR", or "1,250 kg gross weight" where no quantity is given."""
+    """For the reasons of ``rows``: "quantity 1,200 pieces", or "1,250 kg gross weight" where no quantity is
+    given (figures and units in ``tbml.wording``'s words)."""
     out = np.full(len(invoices), "", dtype=object)
     n = len(invoices)
     quantity = invoices["quantity"].to_numpy(dtype=float, na_value=np.nan) if "quantity" in invoices else np.full(n, np.nan)
@@ -436,9 +438,9 @@ def _goods_amount_text(invoices: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
             else np.full(n, "", dtype=object))
     for i in np.flatnonzero(rows):
         if not np.isnan(quantity[i]):
-            out[i] = f"quantity {quantity[i]:,.0f} {unit[i]}".rstrip()
+            out[i] = f"quantity {number(quantity[i])} {unit_name(unit[i], plural=True)}".rstrip()
         elif not np.isnan(weight[i]):
-            out[i] = f"{weight[i]:,.0f} kg gross weight"
+            out[i] = f"{number(weight[i])} kg gross weight"
     return out
 
 
