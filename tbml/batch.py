@@ -42,6 +42,7 @@ from tbml.errors import ConfigError, TBMLError
 from tbml.charts import bar_chart
 from tbml.io import read_yaml, recover_dir, replace_dir, sha256_file, staging_dir, write_atomic, write_json
 from tbml.report import REPORT_NAME, render, write_report
+from tbml.wording import typology_name
 
 LOG = logging.getLogger("tbml.batch")
 _KEYS = {"name", "base_dir", "inputs", "output", "model", "config", "alert_budget", "strict", "read"}
@@ -360,6 +361,7 @@ def _write_index(job: BatchJob, model_info, outcomes: list[FileOutcome]) -> Path
     html = render("batch.html.j2", title=f"tbml batch: {job.name}", job=job, files=outcomes, top=rows,
                   model=model_info["uri"] if model_info else "fitted on each input",
                   model_info=model_info, tbml_version=tbml.__version__,
-                  by_typology=bar_chart([(str(k), int(v)) for k, v in typologies.items()], "top alerts by typology"),
+                  by_typology=bar_chart([(typology_name(k), int(v)) for k, v in typologies.items()],
+                                        "top alerts by typology"),
                   failed=sum(o.status == "failed" for o in outcomes))
     return write_atomic(job.output / REPORT_NAME, lambda tmp: tmp.write_text(html, encoding="utf-8"))

@@ -76,7 +76,10 @@ class Problems:
             else:
                 sources = mapping.columns.get(column, ())
                 label = f"{column} [{'+'.join(sources)}]" if sources and sources != (column,) else column
-                shown = mapped[column].iloc[hit].astype("string").fillna("").str.slice(0, 60)
+                if column in mapped.columns:
+                    shown = mapped[column].iloc[hit].astype("string").fillna("").str.slice(0, 60)
+                else:  # a check on a column the file does not have (no quantity column at all)
+                    shown = pd.Series("", index=hit, dtype="string")
                 text = label + "=" + shown.map(repr) + ": " + REJECT_REASONS[code]
             dsep = np.where(details.loc[hit] == "", "", "; ")
             details.loc[hit] = details.loc[hit] + dsep + np.asarray(text, dtype=object)

@@ -170,3 +170,13 @@ def test_help_is_fast_because_commands_import_lazily():
     code = "import sys, tbml.cli; print(sorted(m for m in ('pandas', 'sklearn', 'numba', 'mlflow') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.replace("'", '"')) == []
+
+
+def test_no_quantity_column_and_a_row_without_weight_is_quarantined_not_a_crash(tmp_path):
+    path = tmp_path / "noqty.csv"
+    path.write_text("invoice_id,date,importer_id,exporter_country,importer_country,hs_code,gross_weight_kg,value,"
+                    "currency\nA,2026-03-01,I,CN,GB,851713,12.5,100,USD\nB,2026-03-01,I,CN,GB,851713,,100,USD\n")
+    loaded = load_invoices(path)
+    assert loaded.stats["quarantine_reasons"] == {"no_quantity_or_weight": 1}
+    assert loaded.quarantined["detail"].iloc[0] == "quantity='': neither quantity nor gross weight is given"
+    assert any("no unit price can be formed" in note for note in loaded.stats["notes"])
