@@ -9,7 +9,9 @@ crash: a customs file without exporter ids simply cannot show circular trade.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -72,13 +74,25 @@ class Rule:
 
 
 def load_rules(path: str | Path | None = None) -> list[Rule]:
-    """The rules of ``path`` (default: the shipped ``rules.yaml``) that are enabled, checked."""
+    """The rules of ``path`` (default: the shipped ``rules.yaml``) that are enabled, checked.
+
+    Every mistake is a ``ConfigError`` naming the file and the rule: an unknown rule, a missing or non-text
+    typology, severity or reason, a parameter that is not a finite number, and a reason whose template asks
+    for more than a figure by name (see ``check_template``).
+    """
     path = resolve(path, RULES_FILE)
-    data = read_yaml(path, ConfigError, "rules")
+    try:
+        data = read_yaml(path, ConfigError, "rules")
+    except (UnicodeDecodeError, RecursionError, OSError) as exc:
+        raise ConfigError(f"{path}: cannot read the rules ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of rule names to rules, got {type(data).__name__}")
     rules = []
     for name, spec in data.items():
         if name not in CONDITIONS:
             raise ConfigError(f"{path}: unknown rule {name!r}; known rules: {', '.join(CONDITIONS)}")
+        if spec is not None and not isinstance(spec, dict):
+            raise ConfigError(f"{path}: rule {name}: expected a mapping of settings, got {type(spec).__name__}")
         spec = dict(spec or {})
         if not spec.pop("enabled", True):
             continue
@@ -86,10 +100,32 @@ def load_rules(path: str | Path | None = None) -> list[Rule]:
             typology, severity, reason = spec.pop("typology"), spec.pop("severity"), spec.pop("reason")
         except KeyError as missing:
             raise ConfigError(f"{path}: rule {name}: needs {missing.args[0]}") from None
-        if severity not in SEVERITIES:
+        if not isinstance(severity, str) or severity not in SEVERITIES:
             raise ConfigError(f"{path}: rule {name}: severity must be one of {SEVERITIES}, got {severity!r}")
-        rules.append(Rule(name, typology, severity, reason, spec))
+        for key, text in (("typology", typology), ("reason", reason)):
+            if not isinstance(text, str):
+                raise ConfigError(f"{path}: rule {name}: {key} must be text, got {type(text).__name__}")
+        for key, value in spec.items():
+            if not (isinstance(key, str) and isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and np.isfinite(value)):
+                raise ConfigError(f"{path}: rule {name}: parameter {key!r} must be a finite number, got {value!r}")
+        try:
+            check_template(reason)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: rule {name}: reason {exc}") from None
+        rules.append(Rule(name, typology, severity, reason, _Params(spec, f"{path}: rule {name}")))
     return rules
+
+
+class _Params(dict):
+    """A rule's parameters; one its condition needs but the file lacks is a one-line ``ConfigError``."""
+
+    def __init__(self, values: dict, where: str):
+        super().__init__(values)
+        self.where = where
+
+    def __missing__(self, key):
+        raise ConfigError(f"{self.where}: needs the parameter {key!r}")
 
 
 def evaluate_rules(items: pd.DataFrame, rules: list[Rule], context: dict) -> tuple[pd.DataFrame, list[str]]:
@@ -115,14 +151,59 @@ def render(rule: Rule, row: dict, context: dict) -> str:
 
     A plain field (``{value}``) prints numbers with ``tbml.wording.number`` (significant digits kept, thousands
     separated) and unit codes in words; an explicit format (``{value:,.0f}``, from an older rules file) is obeyed.
+    Only what ``check_template`` allows is rendered: a field by name, with a plain format.
     """
-    values = _Values({k: _shown(k, v) for k, v in {**context, **rule.params, **row}.items()})
+    values = {k: _shown(k, v) for k, v in {**context, **rule.params, **row}.items()}
+    parts = []
+    for literal, name, spec in _template_parts(rule.reason):
+        parts.append(literal)
+        if name is not None:
+            value = values.get(name, "?")
+            try:
+                parts.append(format(value, spec))
+            except (ValueError, TypeError):  # a format met a missing figure ("?"): show it plainly
+                parts.append(format(value, ""))
+    return "".join(parts)
+
+
+# what a reason may ask of a figure: a format of at most 40 characters' width and 20 digits' precision
+# (``{x:>999999999}`` would allocate a gigabyte), or ``per`` for a unit ("per piece")
+_SPEC = re.compile(r"(?:[<>^])?[+\- ]?0?(?P<width>\d{1,2})?[,_]?(?:\.(?P<precision>\d{1,2}))?[dfFeEgG%]?")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_WIDTH, MAX_PRECISION = 40, 20
+
+
+def check_template(template: str) -> None:
+    """Raise ``ValueError`` (the message says what is wrong) unless every field of ``template`` is a plain name
+    (no attribute ``.``, index ``[``, conversion ``!r`` or nested field) with a plain numeric format, or ``per``."""
+    _template_parts(template)
+
+
+@lru_cache(maxsize=1024)
+def _template_parts(template: str) -> tuple[tuple[str, str | None, str], ...]:
+    """(literal text, field name or None, format spec) of ``template``, checked as ``check_template`` says."""
     # an older rules file (a saved model carries its own) wrote "per {quantity_unit}": "per piece", not "pieces"
-    template = rule.reason.replace("per {quantity_unit}", "{quantity_unit:per}")
+    template = template.replace("per {quantity_unit}", "{quantity_unit:per}")
     try:
-        return template.format_map(values)
-    except (ValueError, TypeError):  # a format met a missing figure ("?"): show the template unformatted
-        return re.sub(r"\{(\w+):[^}]*\}", r"{\1}", template).format_map(values)
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"{template[:80]!r} is not a valid template ({exc})") from None
+    parts = []
+    for literal, name, spec, conversion in parsed:
+        if name is None:
+            parts.append((literal, None, ""))
+            continue
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"field {{{name}}} must be a plain name (no '.', '[', or position)")
+        if conversion is not None:
+            raise ValueError(f"field {{{name}!{conversion}}} may not use a conversion")
+        plain = _SPEC.fullmatch(spec or "")
+        if spec != "per" and (plain is None or int(plain["width"] or 0) > MAX_WIDTH
+                              or int(plain["precision"] or 0) > MAX_PRECISION):
+            raise ValueError(f"field {{{name}:{spec}}} has a format other than a plain number of width at most "
+                             f"{MAX_WIDTH} (such as ',.0f' or '+.1f') or 'per'")
+        parts.append((literal, name, spec or ""))
+    return tuple(parts)
 
 
 class _Figure(float):
@@ -154,11 +235,6 @@ def _shown(name: str, value):
     if name in UNIT_FIELDS and isinstance(value, str):
         return _Unit(value)
     return value
-
-
-class _Values(dict):
-    def __missing__(self, key):  # a field the item does not have
-        return "?"
 
 
 def _missing(value) -> bool:
