@@ -17,7 +17,8 @@ normalised by ``tbml.ingest``; it returns one row per input row, in input order 
 from __future__ import annotations
 
 import dataclasses
-import json
+import hashlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from mlflow import MlflowClient
 import tbml
 from tbml.errors import TBMLError
 from tbml.fx import BUILTIN
-from tbml.io import sha256_file
+from tbml.persist import model_json, read_model_file
 
 ARTIFACT = "tbml_model"
 CARD = "MODEL_CARD.md"
@@ -238,7 +239,7 @@ def load(uri: str):
     from tbml.model import TBMLModel
     local = Path(uri)
     if local.exists():
-        if (local / "model.json").exists():
+        if os.path.lexists(local / "model.json"):  # a link or FIFO there is the load's to refuse, by name
             return TBMLModel.load(local)
         saved = local / "artifacts" / ARTIFACT
         if saved.exists():
@@ -257,10 +258,14 @@ def describe(uri: str) -> dict:
     so "@champion" tonight and "@champion" tomorrow are told apart."""
     local = Path(uri)
     if local.exists():
-        for state in (local / "model.json", local / "artifacts" / ARTIFACT / "model.json"):
-            if state.exists():
-                return {"uri": uri, "sha256": sha256_file(state),
-                        "tbml_version": json.loads(state.read_text()).get("tbml_version")}
+        for folder in (local, local / "artifacts" / ARTIFACT):
+            if os.path.lexists(folder / "model.json"):
+                # read as a load reads it: a FIFO or a link out of the folder is refused, not opened
+                data = read_model_file(folder, "model.json")
+                state = model_json(folder, data=data)
+                version = state.get("tbml_version") if isinstance(state, dict) else None
+                return {"uri": uri, "sha256": hashlib.sha256(data).hexdigest(),
+                        "tbml_version": version if isinstance(version, str) else None}
         raise TBMLError(f"{uri}: neither a saved tbml model nor a logged MLflow tbml model")
     info: dict = {"uri": uri}
     if uri.startswith("models:/"):

@@ -4,11 +4,18 @@ Each feature is centred on its median and scaled by its IQR (learned in ``fit``)
 the median, so it never makes a line look strange. ``explain`` names the features furthest from typical,
 in words (``tbml.wording``), with the line's figure and the typical one: "paid 2.3 times the invoice value
 (typically 1)".
+
+The fitted forest is kept as plain arrays (``IsolationTrees``: per node, its children, split feature and
+threshold, and the training lines it held) and scored by tbml's own traversal, which gives the scores of
+scikit-learn's ``IsolationForest.score_samples`` to the last bit. A saved model therefore holds numbers that
+``IsolationTrees.check`` can prove form trees, never an object that could point a traversal outside its
+arrays or round a cycle.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -60,15 +67,15 @@ class ForestDetector(BaseDetector):
             fallback = np.nan_to_num(np.nanstd(values, axis=0)) if len(values) else np.ones(values.shape[1])
         spread = q3 - q1
         self.scale_ = np.where(spread > 0, spread, np.where(fallback > 0, fallback, 1.0))
-        self.forest_ = IsolationForest(n_estimators=self.n_estimators, max_samples=self.max_samples,
-                                       contamination=self.contamination, random_state=self.random_state)
-        self.forest_.fit(self._matrix(X))
+        forest = IsolationForest(n_estimators=self.n_estimators, max_samples=self.max_samples,
+                                 contamination=self.contamination, random_state=self.random_state)
+        self.forest_ = IsolationTrees.from_sklearn(forest.fit(self._matrix(X)))
 
     def _score_samples(self, X) -> np.ndarray:
         return self.forest_.score_samples(self._matrix(X))
 
     def _auto_offset(self) -> float:
-        return float(self.forest_.offset_)
+        return AUTO_OFFSET
 
     def explain(self, X, top: int = 3) -> pd.DataFrame:
         """Per row: anomaly score (higher = stranger) and the ``top`` features furthest from typical."""
@@ -90,3 +97,187 @@ class ForestDetector(BaseDetector):
             texts[i] = "; ".join(feature_phrase(self.features_[c], raw[i, c], self.center_[c], currency)
                                  for c in cols if abs(scaled[i, c]) >= 1.5)
         return texts
+
+
+AUTO_OFFSET = -0.5  # IsolationForest's cut with contamination="auto" (the original paper's)
+TREE_COLUMNS = ("tree", "left", "right", "feature", "threshold", "n_node_samples")
+LEAF = -1  # children_left / children_right of a leaf, as in sklearn.tree._tree
+
+
+@dataclass(frozen=True, eq=False)
+class IsolationTrees:
+    """A fitted isolation forest as plain arrays, all trees' nodes one after another.
+
+    ``tree`` (which tree a node is in; a tree's nodes are consecutive, its root first), ``left``/``right``
+    (children as node numbers within the tree, ``LEAF`` at a leaf), ``feature`` and ``threshold`` (a line
+    goes left when ``x[feature] <= threshold``, x as float32 as scikit-learn compares it), ``n_node_samples``
+    (training lines that reached the node) and ``max_samples`` (lines each tree was grown on). These are
+    scikit-learn's ``tree_`` arrays; build with ``from_sklearn`` or ``from_arrays``, which checks them.
+    """
+
+    tree: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    n_node_samples: np.ndarray
+    max_samples: int
+    n_features: int
+
+    @classmethod
+    def from_sklearn(cls, forest: IsolationForest) -> IsolationTrees:
+        """The trees of a fitted ``IsolationForest`` (feature indices mapped to the columns it was fitted on)."""
+        subsampled = forest._max_features != forest.n_features_in_
+        parts = {name: [] for name in TREE_COLUMNS}
+        for number, (estimator, features) in enumerate(zip(forest.estimators_, forest.estimators_features_)):
+            nodes = estimator.tree_
+            inner = nodes.children_left != LEAF
+            feature = nodes.feature.astype(np.int64)
+            if subsampled:  # the tree was grown on X[:, features]; name the columns of X itself
+                feature = np.where(inner, np.asarray(features)[np.where(inner, feature, 0)], feature)
+            for name, values in (("tree", np.full(nodes.node_count, number)), ("left", nodes.children_left),
+                                 ("right", nodes.children_right), ("feature", feature),
+                                 ("threshold", nodes.threshold), ("n_node_samples", nodes.n_node_samples)):
+                parts[name].append(values)
+        arrays = {name: np.concatenate(values) for name, values in parts.items()}
+        return cls.from_arrays(arrays, int(forest._max_samples), int(forest.n_features_in_))
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, max_samples: int, n_features: int) -> IsolationTrees:
+        """Trees from plain arrays (``TREE_COLUMNS``), checked: ``ValueError`` saying what is wrong unless every
+        tree is a tree (see ``_check``), so that scoring can neither leave the arrays nor loop."""
+        for name, value in (("max_samples", max_samples), ("n_features", n_features)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 1 <= value <= 2**31:
+                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+        missing = [name for name in TREE_COLUMNS if name not in arrays]
+        if missing:
+            raise ValueError(f"no {missing[0]!r} array")
+        converted = {}
+        for name in TREE_COLUMNS:
+            values = np.asarray(arrays[name])
+            kind = np.float64 if name == "threshold" else np.int64
+            if values.ndim != 1 or not (np.issubdtype(values.dtype, np.integer) or values.dtype == kind
+                                        or (kind is np.float64 and np.issubdtype(values.dtype, np.floating))):
+                raise ValueError(f"{name!r} must be a column of {'numbers' if kind is np.float64 else 'whole numbers'}")
+            if np.issubdtype(values.dtype, np.unsignedinteger) and len(values) and values.max() > 2**62:
+                raise ValueError(f"{name!r} holds a number too large for a node")
+            converted[name] = np.ascontiguousarray(values, dtype=kind)
+        lengths = {len(values) for values in converted.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"the node arrays differ in length ({sorted(lengths)})")
+        trees = cls(**converted, max_samples=int(max_samples), n_features=int(n_features))
+        trees._check()
+        return trees
+
+    def _check(self) -> None:
+        """Raise ``ValueError`` unless each tree is a tree: its nodes consecutive and numbered from its root,
+        each node a leaf (both children ``LEAF``) or split (both children later in the same tree: a child
+        after its parent cannot lead back to it), every node but the root the child of exactly one node, each
+        split on a feature in range at a finite threshold, and the training lines of a split shared by its
+        children, the root holding ``max_samples``."""
+        tree, left, right = self.tree, self.left, self.right
+        if not len(tree):
+            raise ValueError("the forest has no trees")
+        starts = np.flatnonzero(np.r_[True, tree[1:] != tree[:-1]])
+        if tree[0] != 0 or np.any(np.diff(tree) < 0) or not np.array_equal(tree[starts], np.arange(len(starts))):
+            raise ValueError("trees must be numbered 0, 1, 2... with each tree's nodes together")
+        sizes = np.diff(np.r_[starts, len(tree)])
+        size = sizes[tree]  # per node, the number of nodes in its tree
+        node = np.arange(len(tree)) - starts[tree]  # per node, its number within its tree
+        leaf = (left == LEAF) & (right == LEAF)
+        split = (left > node) & (left < size) & (right > node) & (right < size) & (left != right)
+        bad = np.flatnonzero(~(leaf | split))
+        if len(bad):
+            raise ValueError(_at(bad[0], tree, node) + f"has children {left[bad[0]]} and {right[bad[0]]}: each must be "
+                             f"{LEAF} (a leaf) or a later node of the same tree (of {size[bad[0]]})")
+        children = np.concatenate([(starts[tree] + left)[split], (starts[tree] + right)[split]])
+        parents = np.bincount(children, minlength=len(tree))
+        orphans = np.flatnonzero(parents != (node != 0))
+        if len(orphans):
+            raise ValueError(_at(orphans[0], tree, node) + f"is the child of {parents[orphans[0]]} nodes; every node "
+                             "but a root must be the child of exactly one")
+        bad = np.flatnonzero(split & ~((self.feature >= 0) & (self.feature < self.n_features)))
+        if len(bad):
+            raise ValueError(_at(bad[0], tree, node) + f"splits on feature {self.feature[bad[0]]}, "
+                             f"outside the {self.n_features} features")
+        bad = np.flatnonzero(split & ~np.isfinite(self.threshold))
+        if len(bad):
+            raise ValueError(_at(bad[0], tree, node) + f"splits at threshold {self.threshold[bad[0]]}, not a finite number")
+        held = self.n_node_samples
+        first = starts[tree]
+        shared = np.where(split, held - held[np.where(split, first + left, 0)] - held[np.where(split, first + right, 0)], 0)
+        bad = np.flatnonzero((held < 1) | (held > self.max_samples) | (shared != 0) | ((node == 0) & (held != self.max_samples)))
+        if len(bad):
+            raise ValueError(_at(bad[0], tree, node) + f"holds {held[bad[0]]} training lines, which does not fit its "
+                             f"parent, its children or the {self.max_samples} lines a tree was grown on")
+
+    @property
+    def n_trees(self) -> int:
+        return int(self.tree[-1]) + 1
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in TREE_COLUMNS}
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """``IsolationForest.score_samples`` of the finite matrix ``X`` (n_samples x n_features): the same
+        numbers, to the last bit (each tree's path lengths are added in tree order, as scikit-learn does)."""
+        with np.errstate(over="ignore"):  # beyond float32's range is +-inf, as in scikit-learn
+            X = np.asarray(X, dtype=np.float32)  # the trees compare float32 values, as scikit-learn's do
+        depths = np.zeros(len(X))
+        rows = np.arange(len(X))
+        starts, path_length, feature, left, right = self._traversal
+        for number, start in enumerate(starts):
+            at = np.full(len(X), start)
+            # a child always follows its parent, so every line reaches a leaf within a tree's size of steps
+            for _ in range(self._depth):
+                inner = left[at] >= 0
+                if not inner.any():
+                    break
+                go_left = X[rows, feature[at]] <= self.threshold[at]
+                at = np.where(inner, np.where(go_left, left[at], right[at]), at)
+            depths += path_length[at]
+        denominator = self.n_trees * _average_path_length(np.array([self.max_samples]))
+        scores = 2 ** (-np.divide(depths, denominator, out=np.ones_like(depths), where=denominator != 0))
+        return -scores
+
+    @property
+    def _traversal(self):
+        """Per node, with children and features as positions in the whole arrays: what scoring walks. Each
+        node's path length is its depth (the root's is 1) plus the average path length of the training
+        lines it held, minus 1: the number scikit-learn adds for a line ending there."""
+        cached = self.__dict__.get("_walk")
+        if cached is None:
+            starts = np.flatnonzero(np.r_[True, self.tree[1:] != self.tree[:-1]])
+            first = starts[self.tree]
+            inner = self.left >= 0
+            left = np.where(inner, first + self.left, LEAF)
+            right = np.where(inner, first + self.right, LEAF)
+            depth = np.zeros(len(self.tree))
+            depth[starts] = 1
+            level = starts
+            while len(level):  # breadth first from the roots: a parent's depth is known before its children's
+                level = level[inner[level]]
+                depth[left[level]] = depth[level] + 1
+                depth[right[level]] = depth[level] + 1
+                level = np.concatenate([left[level], right[level]])
+            path_length = depth + _average_path_length(self.n_node_samples.astype(np.float64)) - 1.0
+            feature = np.where(inner, self.feature, 0)
+            cached = (starts, path_length, feature, left, right)
+            object.__setattr__(self, "_walk", cached)
+            object.__setattr__(self, "_depth", int(depth.max()))
+        return cached
+
+
+def _average_path_length(n_samples: np.ndarray) -> np.ndarray:
+    """Average path length of an unsuccessful search in a binary search tree of ``n_samples`` lines
+    (scikit-learn's ``_average_path_length``, the same arithmetic in the same order)."""
+    n_samples = np.asarray(n_samples, dtype=np.float64)
+    average = np.zeros(n_samples.shape)
+    more = n_samples > 2
+    average[n_samples == 2] = 1.0
+    average[more] = 2.0 * (np.log(n_samples[more] - 1.0) + np.euler_gamma) - 2.0 * (n_samples[more] - 1.0) / n_samples[more]
+    return average
+
+
+def _at(position: int, tree: np.ndarray, node: np.ndarray) -> str:
+    return f"tree {tree[position]} node {node[position]} "
