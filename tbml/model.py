@@ -105,7 +105,7 @@ class TBMLModel:
         return drift.measure(self.drift_reference_, invoices, ratio)
 
     def save(self, folder) -> None:
-        """Write the fitted chain to ``folder`` (see ``tbml.persist``: Parquet, JSON, skops; no pickle)."""
+        """Write the fitted chain to ``folder`` (see ``tbml.persist``: Parquet, JSON, YAML; no pickle)."""
         from tbml.persist import save_model
         save_model(self, folder)
 
