@@ -45,13 +45,25 @@ def validate_files(
     strict: bool = False,
     **read_overrides,
 ) -> Validation:
-    """Load and check invoices (and transfers); write quarantined rows and a manifest to ``out_dir``."""
+    """Load and check invoices (and transfers); write quarantined rows and a manifest to ``out_dir``.
+
+    ``read_overrides`` (encoding, delimiter, decimal, date_format, ...) apply to the invoices; the same
+    options prefixed ``transfers_`` (``transfers_encoding``, ...) to the transfers. Each replaces its
+    mapping's read option for that file only.
+    """
     config = config if isinstance(config, Config) else load_config(config)
     fx = FxTable.load(config.ingest.fx_rates)
+    reads = {"invoices": {}, "transfers": {}}
+    for key, value in read_overrides.items():
+        kind, option = ("transfers", key[len("transfers_"):]) if key.startswith("transfers_") else ("invoices", key)
+        reads[kind][option] = value
+    if transfers is None and any(v is not None for v in reads["transfers"].values()):
+        given = next(k for k, v in read_overrides.items() if k.startswith("transfers_") and v is not None)
+        raise TBMLError(f"--{given.replace('_', '-')} was given without a transfers file (--transfers)")
     jobs = [("invoices", invoices, mapping)]
     if transfers is not None:
         jobs.append(("transfers", transfers, transfers_mapping))
-    results = [load_table(path, kind, m, config, fx, strict, **read_overrides) for kind, path, m in jobs]
+    results = [load_table(path, kind, m, config, fx, strict, **reads[kind]) for kind, path, m in jobs]
     outputs: dict[str, Path] = {}
     manifest = run_manifest("validate", config, fx, results)
     if out_dir is not None:

@@ -33,10 +33,40 @@ def cli():
     """tbml: find trade-based money laundering in trade invoices and the payments behind them."""
 
 
+def _read_option(name: str):
+    """A click callback checking the read option ``name`` as the library would, so a bad value is one line
+    naming the option (exit 2). "\\t" or "tab" give a tab delimiter, as a shell makes typing one awkward."""
+
+    def check(ctx, param, value):
+        if value is None:
+            return None
+        if name == "delimiter" and value in ("\\t", "tab", "TAB"):
+            value = "\t"
+        from tbml.mapping import read_option_problem
+
+        problem = read_option_problem(name, value)
+        if problem:
+            raise click.BadParameter(f"{value!r} {problem}")
+        return value
+
+    return check
+
+
+# Each file has its own read options: --encoding etc. apply to the invoices only, --transfers-encoding etc.
+# to the transfers; a mapping's read section sets them for its file.
 _read_options = [
-    click.option("--encoding", default=None, help="File encoding (default utf-8, or the mapping's)."),
-    click.option("--delimiter", default=None, help="CSV delimiter (default: guessed from the header)."),
-    click.option("--date-format", default=None, help="strftime pattern such as %d/%m/%Y (default ISO 8601)."),
+    opt
+    for prefix, whose in (("", "the invoices"), ("transfers-", "the transfers"))
+    for opt in (
+        click.option(f"--{prefix}encoding", default=None, callback=_read_option("encoding"),
+                     help=f"Encoding of {whose} (default utf-8, or the mapping's; a byte-order mark wins)."),
+        click.option(f"--{prefix}delimiter", default=None, callback=_read_option("delimiter"),
+                     help=f"CSV delimiter of {whose}, one character (default: guessed from the header)."),
+        click.option(f"--{prefix}decimal", type=click.Choice([".", ","]), default=None,
+                     help=f"Decimal mark of {whose}' numbers (default: told by the numbers themselves)."),
+        click.option(f"--{prefix}date-format", default=None, callback=_read_option("date_format"),
+                     help=f"Dates of {whose} as a strftime pattern such as %d/%m/%Y (default ISO 8601)."),
+    )
 ]
 
 

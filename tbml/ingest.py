@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from tbml.config import Config
-from tbml.errors import ConfigError, StrictModeError
+from tbml.errors import ConfigError, InputFileError, StrictModeError
 from tbml.fx import FxTable
 from tbml.io import MALFORMED_TEXT, SOURCE_ROW, read_raw, sha256_file
-from tbml.mapping import Mapping
+from tbml.mapping import Mapping, ReadOptions, read_option_problem
 from tbml.normalise import normalise
 from tbml.schema import columns
 from tbml.validate import validate
@@ -65,6 +65,13 @@ def load_table(
     elif not isinstance(mapping, Mapping):
         mapping = Mapping.load(mapping, kind)
     overrides = {k: v for k, v in read_overrides.items() if v is not None}
+    option_prefix = "--" if kind == "invoices" else f"--{kind}-"  # the command-line options for this file
+    for name, value in overrides.items():
+        if name not in READ_OPTIONS:
+            raise InputFileError(f"{path}: {name!r} is not a read option; use one of {', '.join(READ_OPTIONS)}")
+        problem = read_option_problem(name, value)
+        if problem:
+            raise InputFileError(f"{path}: {option_prefix}{name.replace('_', '-')} {value!r} {problem}")
     if overrides:
         mapping = dataclasses.replace(mapping, read=dataclasses.replace(mapping.read, **overrides))
     fx = fx or FxTable.load(config.ingest.fx_rates)
@@ -72,7 +79,12 @@ def load_table(
         raise ConfigError(f"ingest.reporting_currency: {config.ingest.reporting_currency!r} has no exchange rate "
                           f"in {fx.source}; choose one of {', '.join(sorted(fx.currencies))}")
 
-    raw = read_raw(path, delimiter=mapping.read.delimiter, encoding=mapping.read.encoding)
+    raw = read_raw(path, delimiter=mapping.read.delimiter, encoding=mapping.read.encoding,
+                   option_prefix=option_prefix)
+    # what the file was read with (a byte-order mark decides the encoding; the header the delimiter)
+    mapping = dataclasses.replace(mapping, read=dataclasses.replace(
+        mapping.read, delimiter=raw.attrs.get("delimiter") or mapping.read.delimiter,
+        encoding=raw.attrs.get("encoding") or mapping.read.encoding))
     mapped, matched = mapping.apply(raw, path)
     checked = validate(mapped, mapping, config.ingest, path)
     rejected = checked.problems.rejected()
@@ -83,7 +95,8 @@ def load_table(
     rejected |= no_rate_full
 
     accepted = normalised[~no_rate].reset_index(drop=True)
-    notes = _fx_notes(normalised, no_rate, carried, fx, config) + _blank_notes(accepted, kind)
+    notes = (_renamed_notes(raw.attrs.get("renamed", {})) + checked.notes
+             + _fx_notes(normalised, no_rate, carried, fx, config) + _blank_notes(accepted, kind))
     quarantined = _quarantine_frame(raw, mapped, mapping, checked.problems, np.flatnonzero(rejected))
     repairs = {name: int(mask[~rejected].sum()) for name, mask in checked.repairs.items()}
     if "unit_status" in accepted:
@@ -95,6 +108,9 @@ def load_table(
         unknown_codes["quantity_unit"] = {str(k): int(v) for k, v in counts.items()}
     stats = _stats(path, kind, mapping, mapped, accepted, quarantined, repairs, config)
     stats["unknown_codes"] = unknown_codes
+    stats["read"] = {"delimiter": mapping.read.delimiter, "encoding": mapping.read.encoding,
+                     "decimal": checked.decimal, "date_format": mapping.read.date_format}
+    stats["columns_renamed"] = dict(raw.attrs.get("renamed", {}))
     notes += [_unknown_note(column, codes) for column, codes in unknown_codes.items()]
     stats["columns_matched"] = {k: v for k, v in matched.items() if k != v}
     stats["fx_rates_carried_forward"] = int(carried[~no_rate].sum())
@@ -115,12 +131,22 @@ def load_table(
     return LoadResult(kind, path, accepted, quarantined, stats, rejected_keys)
 
 
+READ_OPTIONS = tuple(ReadOptions.__dataclass_fields__)
+
+
 def load_invoices(path, mapping=None, config=None, fx=None, strict=False, **read_overrides) -> LoadResult:
     return load_table(path, "invoices", mapping, config, fx, strict, **read_overrides)
 
 
 def load_transfers(path, mapping=None, config=None, fx=None, strict=False, **read_overrides) -> LoadResult:
     return load_table(path, "transfers", mapping, config, fx, strict, **read_overrides)
+
+
+def _renamed_notes(renamed: dict[str, str]) -> list[str]:
+    if not renamed:
+        return []
+    pairs = ", ".join(f"{old} as {new}" for old, new in renamed.items())
+    return [f"columns named like tbml's own were read under new names, apart from tbml's: {pairs}"]
 
 
 # What tbml cannot do when an optional column is blank, in the words the console and manifest use.

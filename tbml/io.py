@@ -6,6 +6,7 @@ which row and column was wrong, and a quarantined row can be written back as it 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -26,14 +27,56 @@ from tbml.errors import InputFileError
 
 SOURCE_ROW = "source_row"  # 1 = the first data row after the header
 MALFORMED_TEXT = "malformed_text"  # a CSV row with the wrong number of fields, as it stood in the file
+KEPT_PREFIX = "src:"  # a source column kept apart from tbml's own columns travels under this prefix
+# Columns tbml adds beside what it reads (a quarantine file leads with them). A source column with one of
+# these names is renamed with KEPT_PREFIX, so that a quarantine file tbml wrote can be read back.
+RESERVED_COLUMNS = (SOURCE_ROW, MALFORMED_TEXT, "reason", "reasons", "detail")
+MAX_FIELD_CHARS = 32 << 20  # a longer cell is refused with its row number: most likely a quote left open
+_BLOCK_BYTES = 16 << 20  # pyarrow's block must hold a whole row; a longer row goes to the Python reader
 _DELIMITERS = (",", ";", "\t", "|")
+_HEAD_BYTES = 1 << 16  # what is looked at to tell what a file is
+
+# What a file is by its first bytes, when it is not text: (signature, what to tell the user).
+_NOT_CSV = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image, not a CSV file"),
+    (b"PK\x03\x04", "an Excel workbook (.xlsx) or a zip archive, not a CSV file: save it as CSV "
+                    "(in Excel: Save As, CSV UTF-8), or unzip it, and read that"),
+    (b"PK\x05\x06", "an empty zip archive, not a CSV file"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old-style Excel workbook (.xls) or another Office file, not a CSV "
+                                          "file: save it as CSV (in Excel: Save As, CSV UTF-8) and read that"),
+    (b"\x1f\x8b", "gzip-compressed, not a plain CSV file: decompress it first (gunzip)"),
+    (b"BZh", "bzip2-compressed, not a plain CSV file: decompress it first (bunzip2)"),
+    (b"\xfd7zXZ\x00", "xz-compressed, not a plain CSV file: decompress it first (unxz)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed, not a plain CSV file: decompress it first (unzstd)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive, not a CSV file: extract it first"),
+    (b"%PDF", "a PDF document, not a CSV file"),
+    (b"\xff\xd8\xff", "a JPEG image, not a CSV file"),
+    (b"GIF8", "a GIF image, not a CSV file"),
+    (b"SQLite format 3\x00", "an SQLite database, not a CSV file: export the table as CSV"),
+)
+# Byte-order marks, UTF-32 before UTF-16 (FF FE 00 00 begins with FF FE): the mark says how the text is encoded.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
-def read_raw(path: str | Path, *, delimiter: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:
+def read_raw(path: str | Path, *, delimiter: str | None = None, encoding: str | None = "utf-8",
+             option_prefix: str = "--") -> pd.DataFrame:
     """Rows of a CSV or Parquet file, cells as strings for CSV, with a ``source_row`` column.
 
-    CSV rows with the wrong number of fields are kept, not dropped: they come back with
-    ``malformed_text`` set and every other cell null, for validation to quarantine.
+    Every CSV cell is read as the text it holds: "NA", "NULL" or "n/a" stay text (what counts as missing is
+    decided per column in ``tbml.validate``); only an empty cell is null. CSV rows with the wrong number of
+    fields are kept, not dropped: they come back with ``malformed_text`` set and every other cell null, for
+    validation to quarantine. A source column named like one of tbml's own (``RESERVED_COLUMNS``) comes back
+    renamed with the ``src:`` prefix.
+
+    ``frame.attrs`` says what was used: ``delimiter``, ``encoding`` (a byte-order mark overrides the one
+    asked for) and ``renamed`` (source name -> new name). ``option_prefix`` names the command-line options
+    in messages ("--" for the invoices, "--transfers-" for the transfers).
     """
     path = Path(path)
     if not path.exists():
@@ -42,23 +85,134 @@ def read_raw(path: str | Path, *, delimiter: str | None = None, encoding: str = 
         raise InputFileError(f"{path}: is a directory, expected a CSV or Parquet file")
     if path.stat().st_size == 0:
         raise InputFileError(f"{path}: file is empty")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        frame = _read_parquet(path)
+    with open(path, "rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+    if path.suffix.lower() in (".parquet", ".pq") or head.startswith(b"PAR1"):
+        frame, used = _read_parquet(path), {"delimiter": None, "encoding": None}
+        names, renamed = _apart_from_reserved([str(c) for c in frame.columns])
+        frame.columns = names
     else:
-        frame = _read_csv(path, delimiter, encoding)
+        encoding = _resolve_encoding(path, head, encoding or "utf-8", option_prefix)
+        _refuse_non_text(path, head, encoding, option_prefix)
+        if delimiter is not None:
+            problem = delimiter_problem(delimiter)
+            if problem:
+                raise InputFileError(f"{path}: delimiter {delimiter!r} ({option_prefix}delimiter or read.delimiter "
+                                     f"in the mapping) {problem}")
+        frame, delimiter, renamed = _read_csv(path, delimiter, encoding, option_prefix)
+        used = {"delimiter": delimiter, "encoding": encoding}
+    if frame.empty:
+        raise InputFileError(f"{path}: has a header but no data rows")
     frame.insert(0, SOURCE_ROW, pd.RangeIndex(1, len(frame) + 1))
+    frame.attrs.update(used, renamed=renamed)
     return frame
+
+
+def delimiter_problem(delimiter) -> str | None:
+    """Why ``delimiter`` cannot split a CSV file, or None when it can."""
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        return "must be exactly one character, such as , ; | or \\t"
+    if delimiter in "\"\r\n" or delimiter.isalnum():
+        return "cannot be a quote, a line break, a letter or a digit"
+    return None
+
+
+def encoding_problem(encoding) -> str | None:
+    """Why ``encoding`` cannot decode text, or None when Python knows it as a text encoding."""
+    try:
+        info = codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        return "is not an encoding Python knows; use one such as utf-8, cp1252, latin-1 or utf-16"
+    if not info._is_text_encoding:  # base64, zlib, rot13: codecs, but not character encodings
+        return "is not a text encoding; use one such as utf-8, cp1252, latin-1 or utf-16"
+    return None
+
+
+def _resolve_encoding(path: Path, head: bytes, encoding: str, prefix: str) -> str:
+    """The encoding to read ``path`` with: the byte-order mark's if there is one, else ``encoding``."""
+    problem = encoding_problem(encoding)
+    if problem:
+        raise InputFileError(f"{path}: encoding {encoding!r} ({prefix}encoding or read.encoding in the mapping) "
+                             f"{problem}")
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    canonical = codecs.lookup(encoding).name
+    if canonical.startswith(("utf-16", "utf-32")):
+        if b"\x00" not in head:
+            raise InputFileError(f"{path}: was to be read as {encoding} ({prefix}encoding), but it has no byte-order "
+                                 f"mark and no NUL bytes, so it is not {canonical}; try utf-8 or cp1252")
+        if canonical in ("utf-16", "utf-32"):  # no mark: a NUL byte first means big-endian
+            return canonical + ("-be" if head[:1] == b"\x00" else "-le")
+    elif not canonical.startswith("utf-8") and max(head, default=0) >= 0x80:
+        # Non-ASCII text that is valid UTF-8 is UTF-8 (cp1252 text almost never is): reading it as cp1252
+        # would turn "Société" into "SociÃ©tÃ©" without a word.
+        try:
+            text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        except UnicodeDecodeError:
+            return encoding
+        line = next(i for i, t in enumerate(text.splitlines(), 1) if not t.isascii())
+        word = next(w for w in text.splitlines()[line - 1].split() if not w.isascii())[:40]
+        raise InputFileError(f"{path}: line {line}: was to be read as {encoding} ({prefix}encoding or read.encoding), "
+                             f"but its text is UTF-8 (e.g. {word!r}); read it as utf-8")
+    return encoding
+
+
+def _refuse_non_text(path: Path, head: bytes, encoding: str, prefix: str) -> None:
+    """One line saying what the file is, when it is an image, an archive, a workbook, JSON or binary."""
+    for signature, what in _NOT_CSV:
+        if head.startswith(signature):
+            raise InputFileError(f"{path}: is {what}")
+    wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    if not wide and b"\x00" in head:
+        at = head.index(b"\x00")
+        line = head.count(b"\n", 0, at) + 1
+        pairs = head[: len(head) - len(head) % 2]
+        utf16 = pairs and (pairs[1::2].count(0) > len(pairs) // 4 or pairs[0::2].count(0) > len(pairs) // 4)
+        guess = (f"it looks like UTF-16 without a byte-order mark: pass {prefix}encoding utf-16-le "
+                 "(or utf-16-be)" if utf16 else "it is a binary file, not CSV text")
+        raise InputFileError(f"{path}: line {line}: holds NUL bytes; {guess}")
+    text = head.decode(_codec(encoding), errors="replace").lstrip()
+    if text.startswith("{") or (text.startswith("[") and text[1:].lstrip()[:1] in ('{', '[', '"', "]", "")):
+        raise InputFileError(
+            f"{path}: looks like JSON (it starts with {text[0]!r}), not CSV: tbml reads CSV or Parquet; convert "
+            f"it first, e.g. pandas.read_json(path).to_csv('file.csv', index=False) (lines=True for JSON Lines)")
+    if text[:1] == "<" and text[:15].lower().startswith(("<!doctype", "<html", "<?xml", "<table", "<head")):
+        raise InputFileError(f"{path}: looks like HTML or XML (it starts with {text[:15]!r}), not CSV: "
+                             "if it was downloaded, the download may have failed")
+
+
+def _apart_from_reserved(names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``names`` with those that clash with tbml's own columns prefixed (again, until unique), and the renames."""
+    taken = set(names)
+    renamed: dict[str, str] = {}
+    out = []
+    for name in names:
+        if name in RESERVED_COLUMNS:
+            new = KEPT_PREFIX + name
+            while new in taken:
+                new = KEPT_PREFIX + new
+            taken.add(new)
+            renamed[name] = new
+            name = new
+        out.append(name)
+    return out, renamed
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        return pq.read_table(path).to_pandas()
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputFileError(f"{path}: not a readable Parquet file ({exc})") from None
+        frame = pq.read_table(path).to_pandas()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InputFileError(f"{path}: not a readable Parquet file ({exc})".replace("\n", " ")) from None
+    if frame.columns.duplicated().any():
+        name = frame.columns[frame.columns.duplicated()][0]
+        raise InputFileError(f"{path}: column name {name!r} appears twice")
+    return frame
 
 
-def _read_csv(path: Path, delimiter: str | None, encoding: str) -> pd.DataFrame:
-    header, delimiter = _read_header(path, delimiter, encoding)
+def _read_csv(path: Path, delimiter: str | None, encoding: str, prefix: str) -> tuple[pd.DataFrame, str, dict]:
+    header, delimiter = _read_header(path, delimiter, encoding, prefix)
+    header, renamed = _apart_from_reserved(header)
     malformed: list[str] = []
 
     def keep_aside(row) -> str:
@@ -68,47 +222,60 @@ def _read_csv(path: Path, delimiter: str | None, encoding: str) -> pd.DataFrame:
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, encoding=encoding),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, encoding=_arrow_codec(encoding),
+                                           block_size=_BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter, newlines_in_values=True, invalid_row_handler=keep_aside
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in header},
+                # only an empty cell is null: "NA" is Namibia, and "NULL" is kept as written for quarantine
+                null_values=[""],
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
             ),
         )
+    except UnicodeError:
+        raise InputFileError(_encoding_message(path, encoding, prefix)) from None
     except pa.ArrowInvalid as exc:
         if "UTF8" in str(exc) or "UTF-8" in str(exc):
-            raise InputFileError(_encoding_message(path, encoding)) from None
-        raise InputFileError(f"{path}: cannot parse as CSV ({exc})".replace("\n", " ")) from None
+            raise InputFileError(_encoding_message(path, encoding, prefix)) from None
+        if "straddl" not in str(exc):
+            raise InputFileError(f"{path}: cannot parse as CSV ({exc})".replace("\n", " ")) from None
+        malformed.append("a row longer than a block")  # the Python reader takes rows of any length
     if malformed:
         # Rare: redo the read exactly in Python so every row keeps its true row number.
-        return _read_csv_exact(path, header, delimiter, encoding)
-    frame = table.to_pandas()
-    if frame.empty:
-        raise InputFileError(f"{path}: has a header but no data rows")
-    return frame
+        return _read_csv_exact(path, header, delimiter, encoding, prefix), delimiter, renamed
+    return table.to_pandas(), delimiter, renamed
 
 
 def _codec(encoding: str) -> str:
     """The Python codec for reading ``encoding``: UTF-8 in any spelling reads past a byte-order mark."""
-    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
-def _read_header(path: Path, delimiter: str | None, encoding: str) -> tuple[list[str], str]:
+def _arrow_codec(encoding: str) -> str:
+    """pyarrow reads UTF-8 itself (past a byte-order mark) and transcodes anything else through Python."""
+    return "utf8" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def _read_header(path: Path, delimiter: str | None, encoding: str, prefix: str) -> tuple[list[str], str]:
     try:
         with open(path, encoding=_codec(encoding), newline="") as handle:
-            first = handle.readline()
-    except UnicodeDecodeError:
-        raise InputFileError(_encoding_message(path, encoding)) from None
-    except LookupError:
-        raise InputFileError(f"{path}: unknown encoding {encoding!r}") from None
+            first = handle.readline(MAX_FIELD_CHARS)
+    except UnicodeError:
+        raise InputFileError(_encoding_message(path, encoding, prefix)) from None
     if not first.strip():
         raise InputFileError(f"{path}: line 1: the header line is empty")
     if delimiter is None:
         delimiter = max(_DELIMITERS, key=first.count)
-    header = [name.strip() for name in next(csv.reader([first], delimiter=delimiter))]
+    try:
+        header = [name.strip() for name in next(csv.reader([first], delimiter=delimiter))]
+    except (csv.Error, StopIteration) as exc:
+        raise InputFileError(f"{path}: line 1: cannot read the header ({exc})") from None
+    if len(header) == 1 and (other := max(_DELIMITERS, key=first.count)) != delimiter and first.count(other):
+        raise InputFileError(f"{path}: line 1: the header holds no {delimiter!r} ({prefix}delimiter or read.delimiter) "
+                             f"but {first.count(other)} {other!r}: is {other!r} the delimiter?")
     if any(not name for name in header):
         raise InputFileError(f"{path}: line 1: column {header.index('') + 1} has no name")
     seen: set[str] = set()
@@ -119,43 +286,63 @@ def _read_header(path: Path, delimiter: str | None, encoding: str) -> tuple[list
     return header, delimiter
 
 
-def _read_csv_exact(path: Path, header: list[str], delimiter: str, encoding: str) -> pd.DataFrame:
+def _read_csv_exact(path: Path, header: list[str], delimiter: str, encoding: str, prefix: str) -> pd.DataFrame:
     records: list[list[str | None]] = []
     texts: list[str | None] = []
+    # Deliberately above the csv module's default of 131,072 characters: a long description is data.
+    csv.field_size_limit(MAX_FIELD_CHARS)
     with open(path, encoding=_codec(encoding), newline="") as f:
         reader = csv.reader(f, delimiter=delimiter)
-        next(reader)
-        for fields in reader:
-            if not fields:
-                continue  # blank line: pyarrow skips these too
-            if len(fields) == len(header):
-                records.append([value if value != "" else None for value in fields])
-                texts.append(None)
-            else:
-                buffer = io.StringIO()
-                csv.writer(buffer, delimiter=delimiter, lineterminator="").writerow(fields)
-                records.append([None] * len(header))
-                texts.append(f"{buffer.getvalue()}  [{len(fields)} fields, expected {len(header)}]")
+        try:
+            next(reader)
+            for fields in reader:
+                if not fields:
+                    continue  # blank line: pyarrow skips these too
+                if len(fields) == len(header):
+                    records.append([value if value != "" else None for value in fields])
+                    texts.append(None)
+                else:
+                    buffer = io.StringIO()
+                    csv.writer(buffer, delimiter=delimiter, lineterminator="").writerow(fields)
+                    records.append([None] * len(header))
+                    opened = any("\n" in value for value in fields)  # only a quote spans lines
+                    why = "; a cell spans lines: if a quote was left open, the lines after it are in this row" if opened else ""
+                    texts.append(f"{buffer.getvalue()}  [{len(fields)} fields, expected {len(header)}{why}]")
+        except UnicodeError:
+            raise InputFileError(_encoding_message(path, encoding, prefix)) from None
+        except csv.Error as exc:
+            row = len(records) + 1
+            if "field limit" in str(exc):
+                raise InputFileError(
+                    f"{path}: row {row} (line {reader.line_num}): a cell is longer than {MAX_FIELD_CHARS:,} "
+                    "characters, the most tbml reads; a quote left open makes the rest of the file one cell") from None
+            raise InputFileError(f"{path}: row {row} (line {reader.line_num}): cannot parse as CSV ({exc})") from None
     frame = pd.DataFrame(records, columns=header, dtype="string")
     frame[MALFORMED_TEXT] = pd.Series(texts, dtype="string")
     return frame
 
 
-def _encoding_message(path: Path, encoding: str) -> str:
+def _encoding_message(path: Path, encoding: str, prefix: str = "--") -> str:
     data = path.read_bytes()
     try:
-        data.decode(encoding)
+        data.decode(_codec(encoding))
         return f"{path}: text is not valid {encoding}"
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         snippet = data[max(0, exc.start - 15) : exc.start + 5]
         guess = ""
-        try:
-            data.decode("cp1252")
-            guess = "; it decodes as cp1252 (Windows Latin-1): pass --encoding cp1252 or set read.encoding in the mapping"
-        except UnicodeDecodeError:
-            pass
+        for other, name in (("utf-8", "UTF-8"), ("cp1252", "cp1252 (Windows Latin-1)")):
+            if codecs.lookup(other).name == codecs.lookup(encoding).name:
+                continue
+            try:
+                data.decode(other)
+            except UnicodeDecodeError:
+                continue
+            guess = f"; it decodes as {name}: pass {prefix}encoding {other} or set read.encoding in the mapping"
+            break
         return f"{path}: line {line}: bytes {snippet!r} are not valid {encoding}{guess}"
+    except UnicodeError as exc:
+        return f"{path}: text is not valid {encoding} ({exc})"
 
 
 def read_yaml(path: str | Path, error: type[Exception], what: str):

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
 from tbml.defaults import mapping_path
 from tbml.errors import InputFileError, MappingError
-from tbml.io import MALFORMED_TEXT, SOURCE_ROW, read_yaml
+from tbml.io import KEPT_PREFIX, MALFORMED_TEXT, SOURCE_ROW, delimiter_problem, encoding_problem, read_yaml
 from tbml.schema import LABEL_COLUMNS, columns, required_columns
 
-
-KEPT_PREFIX = "src:"  # source columns a mapping keeps travel under this prefix, apart from tbml's own
+__all__ = ["KEPT_PREFIX", "Mapping", "ReadOptions", "SYNONYMS", "date_format_problem", "read_option_problem"]
 
 # Names trade, customs and payment files commonly use, tried only when the canonical name is absent.
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -63,11 +63,48 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class ReadOptions:
     delimiter: str | None = None  # None: guessed from the header line among , ; tab |
-    encoding: str = "utf-8"
-    decimal: str = "."
+    encoding: str = "utf-8"  # a byte-order mark (UTF-8, UTF-16, UTF-32) overrides it
+    decimal: str | None = None  # "." or ","; None: told by the file's numbers (tbml.validate)
     thousands: str | None = None
     date_format: str | None = None  # a strftime pattern; None means ISO 8601
     composite_separator: str = "-"
+
+
+def read_option_problem(name: str, value) -> str | None:
+    """Why ``value`` cannot be the read option ``name`` (a ``ReadOptions`` field), or None when it can."""
+    if value is None:
+        return None if name in ("delimiter", "decimal", "thousands", "date_format") else "must be given"
+    if name == "delimiter":
+        return delimiter_problem(value)
+    if name == "encoding":
+        return encoding_problem(value)
+    if name == "decimal":
+        return None if value in (".", ",") else "must be '.' or ','"
+    if name == "thousands":
+        return None if value in (".", ",", " ", "'", "\u00a0") else "must be one of . , ' or a space"
+    if name == "composite_separator":
+        return None if isinstance(value, str) else "must be text"
+    if name == "date_format":
+        return date_format_problem(value)
+    return "is not a read option"
+
+
+def date_format_problem(pattern) -> str | None:
+    """Why ``pattern`` cannot parse dates (it must be a strftime pattern with at least one directive that
+    reads back a date it wrote), or None when it can."""
+    if not isinstance(pattern, str) or not pattern.strip():
+        return "must be a strftime pattern such as %d/%m/%Y"
+    if pattern == "ISO8601":
+        return None
+    if not re.search(r"%[A-Za-z]", pattern):
+        return "has no strftime directive (such as %d, %m or %Y); write e.g. %d/%m/%Y"
+    try:
+        sample = datetime(2023, 1, 31, 13, 45, 30).strftime(pattern)
+        datetime.strptime(sample, pattern)
+        pd.to_datetime(pd.Series([sample]), format=pattern)
+    except (ValueError, TypeError) as exc:
+        return f"is not a strftime pattern dates can be read with ({exc}); write e.g. %d/%m/%Y"
+    return None
 
 
 @dataclass(frozen=True)
@@ -124,8 +161,16 @@ class Mapping:
                 raise MappingError(f"{path}: {target!r} is both mapped to a column and set as a constant")
         read_keys = set(ReadOptions.__dataclass_fields__)
         read = data.get("read") or {}
+        if not isinstance(read, dict):
+            raise MappingError(f"{path}: read must map options ({', '.join(sorted(read_keys))}) to values")
         if set(read) - read_keys:
             raise MappingError(f"{path}: read: unknown key {sorted(set(read) - read_keys)[0]!r}")
+        for key, value in read.items():
+            problem = read_option_problem(key, value)
+            if problem:
+                raise MappingError(f"{path}: read.{key}: {value!r} {problem}")
+        if read.get("thousands") is not None and read.get("thousands") == read.get("decimal"):
+            raise MappingError(f"{path}: read.thousands and read.decimal are both {read['decimal']!r}")
         values = {}
         for target, table in (data.get("values") or {}).items():
             if target not in canonical:
@@ -152,6 +197,12 @@ class Mapping:
         canonical column the source column(s) it came from."""
         header = [c for c in raw.columns if c not in (SOURCE_ROW, MALFORMED_TEXT)]
         by_normal = {_normal(c): c for c in header}
+        renamed = raw.attrs.get("renamed", {})  # a column named like tbml's own, read as src:<name>
+
+        def find(source: str) -> str | None:
+            source = renamed.get(source, source)
+            return source if source in raw.columns else by_normal.get(_normal(source))
+
         taken = set(self.columns_used())
         out = pd.DataFrame({SOURCE_ROW: raw[SOURCE_ROW]})
         matched: dict[str, str] = {}
@@ -173,7 +224,7 @@ class Mapping:
                 continue
             resolved = []
             for source in sources:
-                found = source if source in raw.columns else by_normal.get(_normal(source))
+                found = find(source)
                 if found is None:
                     raise InputFileError(
                         f"{path}: mapping '{self.name}' maps {name} to column {source!r}, "
@@ -196,7 +247,7 @@ class Mapping:
                 known = text.str.upper().isin(list(table)).fillna(False)
                 out[name] = text.mask(known, meaning.astype("string"))
         for source in self.keep:
-            found = source if source in raw.columns else by_normal.get(_normal(source))
+            found = find(source)
             if found is None:
                 raise InputFileError(f"{path}: mapping '{self.name}' keeps column {source!r}, which the file does "
                                      f"not have (it has: {', '.join(header)})")
