@@ -4,7 +4,9 @@ outputs atomically, and returns what it did."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,15 +17,15 @@ import pandas as pd
 
 import tbml
 from tbml.config import Config, load_config
-from tbml.errors import TBMLError
+from tbml.errors import AllRowsQuarantinedError, OutputError, TBMLError
 from tbml.evaluate import compare
-from tbml.model import TBMLModel
+from tbml.model import MIN_LINES_TO_JUDGE, TBMLModel
 from tbml.rollup import entity_rollup, network_rollup
 from tbml import registry
 from tbml.modelcard import write_model_card
 from tbml.fx import FxTable
 from tbml.ingest import LoadResult, load_table
-from tbml.io import write_json, write_table
+from tbml.io import output_dir, publish, staging_dir, write_json, write_table
 from tbml.synth import generate
 
 
@@ -52,6 +54,8 @@ def validate_files(
     mapping's read option for that file only.
     """
     config = config if isinstance(config, Config) else load_config(config)
+    if out_dir is not None:
+        output_dir(out_dir, create=False)  # a file in the way fails now, not after the work
     fx = FxTable.load(config.ingest.fx_rates)
     reads = {"invoices": {}, "transfers": {}}
     for key, value in read_overrides.items():
@@ -63,18 +67,70 @@ def validate_files(
     jobs = [("invoices", invoices, mapping)]
     if transfers is not None:
         jobs.append(("transfers", transfers, transfers_mapping))
-    results = [load_table(path, kind, m, config, fx, strict, **reads[kind]) for kind, path, m in jobs]
+    results, failed = [], None
+    for kind, path, m in jobs:
+        try:
+            results.append(load_table(path, kind, m, config, fx, strict, **reads[kind]))
+        except AllRowsQuarantinedError as exc:  # still written below, for the user to see what went wrong
+            results.append(exc.result)
+            failed = failed or exc
     outputs: dict[str, Path] = {}
     manifest = run_manifest("validate", config, fx, results)
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        for result in results:
-            outputs[f"quarantine_{result.kind}"] = write_table(
-                result.quarantined, out_dir / f"quarantine_{result.kind}.csv"
-            )
-        manifest["outputs"] = {k: str(v) for k, v in outputs.items()}
-        outputs["manifest"] = write_json(manifest, out_dir / "manifest.json")
+        tables = {f"quarantine_{r.kind}": (f"quarantine_{r.kind}.csv", r.quarantined) for r in results}
+        outputs = write_run(out_dir, tables, manifest)
+    if failed is not None:
+        if out_dir is not None:
+            where = outputs[f"quarantine_{failed.result.kind}"]
+            raise AllRowsQuarantinedError(f"{failed}; the rows are in {where}", failed.result)
+        raise failed
     return Validation(results, manifest, outputs)
+
+
+# Every file tbml writes into a run folder. A folder whose manifest.json is tbml's holds only tbml's files
+# under these names, so a new run removes those it does not write: no alerts of yesterday beside today's.
+RUN_FILES = ("alerts.csv", "alerts.parquet", "alerts.jsonl", "items.parquet", "entities.csv", "networks.csv",
+             "quarantine_invoices.csv", "quarantine_transfers.csv", "report.html", "manifest.json")
+
+
+def write_run(out_dir: str | Path, tables: dict[str, tuple[str, pd.DataFrame]], manifest: dict,
+              written: Callable[[], None] | None = None) -> dict[str, Path]:
+    """Write ``tables`` (output key -> (file name, frame)) and ``manifest`` (given ``outputs``) to ``out_dir``.
+
+    Everything is written to a staging folder first and moved in only when all of it is written (a full
+    disk leaves the previous run as it was), the manifest last; files of an earlier tbml run that this
+    run does not write are removed (see ``RUN_FILES``); files tbml did not write are never touched.
+    ``written`` is called when the tables are written, before the manifest."""
+    out_dir = output_dir(out_dir)
+    earlier = _is_tbml_run(out_dir)
+    staged = staging_dir(out_dir / "tbml-staging")  # inside out_dir: each move is a rename on one disk
+    try:
+        outputs = {key: out_dir / name for key, (name, _) in tables.items()}
+        for name, frame in tables.values():
+            write_table(frame, staged / name)
+        if written is not None:
+            written()
+        manifest["outputs"] = {k: str(v) for k, v in outputs.items()}
+        outputs["manifest"] = out_dir / "manifest.json"
+        write_json(manifest, staged / "manifest.json")
+        publish(staged, out_dir, stale=RUN_FILES if earlier else (), last="manifest.json")
+    except OutputError as exc:  # name the file the user asked for, not its hidden staging copy
+        raise OutputError(str(exc).replace(str(staged), str(out_dir))) from None
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return outputs
+
+
+def _is_tbml_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a run tbml wrote: its manifest.json is a plain file and tbml's."""
+    path = folder / "manifest.json"
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > 50 << 20:
+        return False
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "tbml_version" in manifest and "command" in manifest
 
 
 def run_manifest(command: str, config: Config, fx: FxTable, results: list[LoadResult]) -> dict:
@@ -148,6 +204,8 @@ def score_files(
     if reference_prices:
         config = dataclasses.replace(config, pricing=dataclasses.replace(config.pricing,
                                                                          reference_prices=str(reference_prices)))
+    if out_dir is not None:
+        output_dir(out_dir, create=False)  # a file in the way fails now, not after scoring
     say = progress or (lambda line: None)
     timings: dict[str, float] = {}
 
@@ -200,23 +258,18 @@ def score_files(
     manifest["alert_threshold"] = config.fusion.alert_threshold
     manifest["rules_skipped_for_missing_columns"] = scored.skipped_rules
     manifest["seconds"] = timings
+    manifest["judged"] = scored.note or "prices, profiles and red-flag rules"
+    if scored.note:  # said on the console with the file's other notes, and kept in the manifest
+        validation.results[0].stats.setdefault("notes", []).append(scored.note)
     outputs: dict[str, Path] = {}
     if out_dir is not None:
         started = time.perf_counter()
-        out_dir = Path(out_dir)
-        outputs["alerts_csv"] = write_table(alerts, out_dir / "alerts.csv")
-        outputs["alerts_parquet"] = write_table(alerts, out_dir / "alerts.parquet")
-        outputs["alerts_jsonl"] = write_table(alerts, out_dir / "alerts.jsonl")
-        outputs["items"] = write_table(items, out_dir / "items.parquet")
-        outputs["entities"] = write_table(entities, out_dir / "entities.csv")
-        outputs["networks"] = write_table(networks, out_dir / "networks.csv")
-        for result in validation.results:
-            outputs[f"quarantine_{result.kind}"] = write_table(result.quarantined,
-                                                               out_dir / f"quarantine_{result.kind}.csv")
-        manifest["outputs"] = {k: str(v) for k, v in outputs.items()}
-        stage("write", started)
-        manifest["seconds"] = timings
-        outputs["manifest"] = write_json(manifest, out_dir / "manifest.json")
+        tables = {"alerts_csv": ("alerts.csv", alerts), "alerts_parquet": ("alerts.parquet", alerts),
+                  "alerts_jsonl": ("alerts.jsonl", alerts), "items": ("items.parquet", items),
+                  "entities": ("entities.csv", entities), "networks": ("networks.csv", networks)}
+        tables |= {f"quarantine_{r.kind}": (f"quarantine_{r.kind}.csv", r.quarantined) for r in validation.results}
+        # the manifest holds the stage times, the write's too: timed when the tables are written
+        outputs = write_run(out_dir, tables, manifest, written=lambda: stage("write", started))
     return Scoring(alerts, items, entities, networks, validation, manifest, outputs)
 
 
@@ -252,6 +305,9 @@ def train_files(invoices, transfers=None, *, config=None, name: str = registry.D
                                 config=config, **read_overrides)
     accepted = validation.results[0].accepted
     accepted_transfers = validation.results[1].accepted if len(validation.results) > 1 else None
+    if len(accepted) < MIN_LINES_TO_JUDGE:  # a model that learned peers from a handful of lines misjudges all
+        raise TBMLError(f"{invoices}: {len(accepted):,} accepted invoice line(s) are too few to train a model "
+                        f"on; give at least {MIN_LINES_TO_JUDGE}")
     started = time.perf_counter()
     model = TBMLModel(config)
     scored = model.fit_score(accepted, accepted_transfers)

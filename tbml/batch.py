@@ -18,11 +18,13 @@ the top alerts across files, and ``OUTPUT/batch.log`` keeps the log (with traceb
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import time
@@ -40,7 +42,8 @@ from tbml.config import load_config
 from tbml.defaults import resolve
 from tbml.errors import ConfigError, TBMLError
 from tbml.charts import bar_chart
-from tbml.io import read_yaml, recover_dir, replace_dir, sha256_file, staging_dir, write_atomic, write_json
+from tbml.io import (output_dir, read_yaml, recover_dir, replace_dir, sha256_file, staging_dir, write_atomic,
+                     write_json)
 from tbml.report import REPORT_NAME, render, write_report
 from tbml.wording import typology_name
 
@@ -116,19 +119,40 @@ def load_job(path: str | Path) -> BatchJob:
         if not isinstance(entry, dict) or not isinstance(entry.get("invoices"), str):
             raise ConfigError(f"{path}: inputs[{i}] needs 'invoices' (a path or a glob)")
         _known(path, entry, _INPUT_KEYS, f"inputs[{i}].")
-        inputs.append(BatchInput(**{k: (str(v) if v is not None else None) for k, v in entry.items()}))
+        for key, value in entry.items():
+            _text(path, value, f"inputs[{i}].{key}", optional=key != "invoices")
+        inputs.append(BatchInput(**entry))
+    if not isinstance(data.get("name"), (str, int, type(None))) or isinstance(data.get("name"), bool):
+        raise ConfigError(f"{path}: 'name' must be text, not {data['name']!r}")
+    for key in ("base_dir", "output", "model", "config"):
+        _text(path, data.get(key), key, optional=key != "output")
     budget = data.get("alert_budget", 25)
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise ConfigError(f"{path}: 'alert_budget' must be a whole number >= 1, not {budget!r}")
+    strict = data.get("strict", False)
+    if not isinstance(strict, bool):
+        raise ConfigError(f"{path}: 'strict' must be true or false, not {strict!r}")
     read = data.get("read") or {}
     if not isinstance(read, dict):
         raise ConfigError(f"{path}: 'read' must be a mapping of {sorted(_READ_KEYS)}")
     _known(path, read, _READ_KEYS, "read.")
+    for key, value in read.items():
+        _text(path, value, f"read.{key}", optional=True)
+    if read.get("delimiter") is not None and len(read["delimiter"]) != 1:
+        raise ConfigError(f"{path}: 'read.delimiter' must be one character, not {read['delimiter']!r}")
     base = (path.parent / str(data.get("base_dir", "."))).resolve()
     return BatchJob(name=str(data.get("name") or path.stem), inputs=tuple(inputs), output=base / str(data["output"]),
                     base_dir=base, model=_model_path(base, data.get("model")),
                     config=str(base / data["config"]) if data.get("config") else None,
-                    alert_budget=budget, strict=bool(data.get("strict", False)), read=dict(read))
+                    alert_budget=budget, strict=strict, read=dict(read))
+
+
+def _text(path: Path, value, key: str, optional: bool) -> None:
+    """A path, name or option of the job must be text: a list or a number there is a mistake, not a name."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{path}: '{key}' must be text (a path or a name), not {value!r}")
 
 
 def _known(path: Path, data: dict, known: set[str], prefix: str) -> None:
@@ -151,7 +175,10 @@ def run_batch(job: BatchJob | str | Path, force: bool = False) -> BatchResult:
     OUTPUT/batch.log. Raises ``TBMLError`` only when nothing can run (bad job, model, config, or another
     batch writing to the same output); a failing file is reported in the result instead."""
     job = job if isinstance(job, BatchJob) else load_job(job)
-    job.output.mkdir(parents=True, exist_ok=True)
+    output_dir(job.output)
+    if (job.output / "runs").is_symlink():  # runs are swapped and removed there: never in a link's target
+        raise TBMLError(f"{job.output / 'runs'}: is a symbolic link; tbml does not follow links for its own "
+                        "folders. Remove it and run again")
     with _locked(job.output), _log_file(job.output / "batch.log"):
         started = time.perf_counter()
         LOG.info("batch %s: tbml %s, output %s%s", job.name, tbml.__version__, job.output, " (forced)" if force else "")
@@ -177,7 +204,8 @@ def run_batch(job: BatchJob | str | Path, force: bool = False) -> BatchResult:
 @contextmanager
 def _locked(output: Path):
     """One batch at a time per output folder: a nightly run that overruns must not race the next."""
-    with open(output / ".batch.lock", "w") as handle:
+    fd = _open_own(output / ".batch.lock", os.O_RDWR)
+    with os.fdopen(fd, "r+b") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -185,9 +213,34 @@ def _locked(output: Path):
         yield
 
 
+def _open_own(path: Path, mode: int) -> int:
+    """Open (creating) a file of tbml's own in the output folder, never through a symbolic link: a link
+    planted at the lock or the log would make the batch write to (or truncate) its target."""
+    try:
+        return os.open(path, mode | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            raise TBMLError(f"{path}: is a symbolic link; tbml does not follow links for its own files. "
+                            "Remove it and run again") from None
+        raise TBMLError(f"{path}: cannot open: {exc.strerror or exc}") from None
+
+
+class _LogFile(logging.StreamHandler):
+    """batch.log, appended to, opened without following a link (see ``_open_own``)."""
+
+    def __init__(self, path: Path):
+        super().__init__(open(_open_own(path, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8"))
+
+    def close(self) -> None:
+        try:
+            self.stream.close()
+        finally:
+            super().close()
+
+
 @contextmanager
 def _log_file(path: Path):
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _LogFile(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     LOG.addHandler(handler)
     level = LOG.level
@@ -288,7 +341,7 @@ def _run_file(job, run_id, invoices, transfers, entry, config, model, model_info
 
 def _log_traceback() -> None:
     for handler in LOG.handlers:  # the file gets the traceback; the console keeps its one line
-        if isinstance(handler, logging.FileHandler):
+        if isinstance(handler, _LogFile):
             handler.emit(logging.makeLogRecord({"name": LOG.name, "levelno": logging.ERROR, "levelname": "ERROR",
                                                 "msg": traceback.format_exc().rstrip()}))
 
@@ -316,10 +369,14 @@ def _fingerprint(job, invoices, transfers, entry, config, model_info) -> str:
 
 
 def _manifest(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    path = folder / "manifest.json"
+    if path.is_symlink() or not path.is_file():  # tbml writes a plain file; anything else is not its run
         return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def _fill(outcome: FileOutcome, manifest: dict, final: Path) -> None:

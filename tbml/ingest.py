@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tbml.config import Config
-from tbml.errors import ConfigError, InputFileError, StrictModeError
+from tbml.errors import AllRowsQuarantinedError, ConfigError, InputFileError, StrictModeError
 from tbml.fx import FxTable
 from tbml.io import MALFORMED_TEXT, SOURCE_ROW, read_raw, sha256_file
 from tbml.mapping import Mapping, ReadOptions, read_option_problem
@@ -128,7 +128,41 @@ def load_table(
     rejected_keys = mapped.loc[rejected, keys].astype("string").reset_index(drop=True)
     rejected_keys["reason"] = quarantined["reason"].to_numpy() if len(quarantined) else []
     rejected_keys["source_row"] = quarantined[SOURCE_ROW].to_numpy() if len(quarantined) else []
-    return LoadResult(kind, path, accepted, quarantined, stats, rejected_keys)
+    result = LoadResult(kind, path, accepted, quarantined, stats, rejected_keys)
+    _check_whole_file(result)
+    return result
+
+
+# What most often makes every row of a file fail: a setting for the whole file, not the rows.
+_WHOLE_FILE_HINTS = {
+    "malformed_row": "wrong delimiter? pass --delimiter (or set read.delimiter in the mapping)",
+    "bad_number": "decimal mark? set read.decimal (and read.thousands) in the mapping, e.g. decimal: ','",
+    "non_finite": "are the number columns mapped to the right source columns? check the mapping",
+    "bad_date": "date format? pass --date-format, e.g. %d/%m/%Y",
+    "missing_field": "is a required column mapped to an empty source column? check the mapping",
+    "no_fx_rate": "supply exchange rates with ingest.fx_rates in a --config file",
+    "unknown_currency": "translate the file's currency codes with a values: section in the mapping",
+    "bad_country": "translate the file's country codes with a values: section in the mapping",
+    "bad_hs_code": "is hs_code mapped to the right source column? check the mapping",
+}
+
+
+def _check_whole_file(result: LoadResult) -> None:
+    """A file whose every row fails is a mistake about the whole file (delimiter, decimal mark, date
+    format, mapping): one error with a hint, not a run that "succeeds" on zero rows. A file with no data
+    rows at all (a 0-row Parquet file) is refused as a header-only CSV is."""
+    stats = result.stats
+    if stats["rows_in"] == 0:
+        raise InputFileError(f"{result.path}: has a header but no data rows")
+    if stats["rows_accepted"] or not stats["rows_quarantined"]:
+        return
+    reasons = stats["quarantine_reasons"]
+    reason = max(reasons, key=reasons.get)
+    first = result.quarantined[result.quarantined["reason"] == reason].iloc[0]
+    hint = _WHOLE_FILE_HINTS.get(reason, "check the mapping and read options (tbml init writes examples)")
+    raise AllRowsQuarantinedError(
+        f"{result.path}: every one of the {stats['rows_in']:,} rows was quarantined, {reasons[reason]:,} as "
+        f"{reason} (first: row {first[SOURCE_ROW]}: {first['detail']}); {hint}", result)
 
 
 READ_OPTIONS = tuple(ReadOptions.__dataclass_fields__)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
 
-from tbml.errors import InputFileError
+from tbml.errors import InputFileError, OutputError
 
 SOURCE_ROW = "source_row"  # 1 = the first data row after the header
 MALFORMED_TEXT = "malformed_text"  # a CSV row with the wrong number of fields, as it stood in the file
@@ -345,15 +348,124 @@ def _encoding_message(path: Path, encoding: str, prefix: str = "--") -> str:
         return f"{path}: text is not valid {encoding} ({exc})"
 
 
+# Configs, mappings, rules and batch jobs are hand-written and small. The caps refuse a hostile file (a YAML
+# "billion laughs": a kilobyte of nested aliases that expands to gigabytes) before it costs memory or time.
+YAML_MAX_BYTES = 4 << 20
+YAML_MAX_ALIASES = 100
+YAML_MAX_EXPANSION = 100_000  # nodes aliases may add beyond those written in the file
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses more than ``YAML_MAX_ALIASES`` alias uses while composing."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases_used = getattr(self, "aliases_used", 0) + 1
+            if self.aliases_used > YAML_MAX_ALIASES:
+                raise _TooLarge(f"more than {YAML_MAX_ALIASES} aliases (*name); write the values out")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        # PyYAML keeps the last of two equal keys: a threshold written twice must not pass in silence
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = self.construct_scalar(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document holds once every alias is expanded; a node that contains itself
+    (``&a [*a]``) is refused, since walking it never ends."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # iterative: a deep document must not exhaust Python's recursion
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            on_path.discard(key)
+            if sizes[key] > YAML_MAX_BYTES + YAML_MAX_EXPANSION:
+                raise _TooLarge(f"aliases expand it to more than {YAML_MAX_EXPANSION:,} extra values")
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise _TooLarge("an alias refers to a value that contains it (a loop)")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _written_size(root: yaml.Node) -> int:
+    """How many distinct nodes the file writes (an alias adds none)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(_children(node))
+    return len(seen)
+
+
 def read_yaml(path: str | Path, error: type[Exception], what: str):
-    """The YAML document at ``path`` ({} when empty); a missing or malformed file raises ``error`` in one line."""
+    """The YAML document at ``path`` ({} when empty); a missing, unreadable, malformed or hostile file (over
+    ``YAML_MAX_BYTES``, or aliases past ``YAML_MAX_ALIASES`` uses or ``YAML_MAX_EXPANSION`` values) raises
+    ``error`` in one line naming the file."""
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not path.exists():
+            raise FileNotFoundError
+        if not path.is_file():  # a folder, or a device or pipe that would never end
+            raise error(f"{path}: {what} file is not a regular file")
+        if path.stat().st_size > YAML_MAX_BYTES:
+            raise error(f"{path}: {what} file is {path.stat().st_size:,} bytes; tbml reads YAML files of at most "
+                        f"{YAML_MAX_BYTES:,} bytes")
+        with open(path, "rb") as handle:
+            text = handle.read(YAML_MAX_BYTES + 1).decode("utf-8-sig")
+        loader = _BoundedLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return {}
+            extra = _expanded_size(node) - _written_size(node)
+            if extra > YAML_MAX_EXPANSION:
+                raise _TooLarge(f"aliases expand it to more than {YAML_MAX_EXPANSION:,} extra values")
+            return loader.construct_document(node) or {}
+        finally:
+            loader.dispose()
     except FileNotFoundError:
         raise error(f"{path}: {what} file not found") from None
+    except _TooLarge as exc:
+        raise error(f"{path}: {what} file refused: {exc}") from None
     except yaml.YAMLError as exc:
         raise error(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: {what} file is not UTF-8 text (byte {exc.start + 1})") from None
+    except RecursionError:
+        raise error(f"{path}: {what} file is nested too deeply") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what} file: {exc.strerror or exc}") from None
 
 
 def sha256_file(path: str | Path) -> str:
@@ -367,20 +479,62 @@ def sha256_file(path: str | Path) -> str:
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
 
-    A crash part-way leaves the previous file (or none) in place, never half a file.
+    A crash part-way leaves the previous file (or none) in place, never half a file. A folder that cannot
+    be made or written (a file in the way, no permission, a full disk) raises ``OutputError`` naming the
+    path and the system's reason.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide a report from the rest of the team
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    blocker = _file_in_the_way(path.parent)
+    if blocker is not None:
+        raise OutputError(f"{path}: cannot write: {blocker} is a file, not a folder")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name to write")
+    with output_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            write(Path(tmp))
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide a report from the rest of the team
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
+
+
+@contextmanager
+def output_errors(path: str | Path):
+    """Turn an ``OSError`` met while writing ``path`` into one ``OutputError`` line with the system's reason."""
+    try:
+        yield
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if exc.errno == errno.ENOSPC:
+            why = "no space left on device"
+        raise OutputError(f"{path}: cannot write: {why}".replace("\n", " ")) from None
+
+
+def output_dir(folder: str | Path, create: bool = True) -> Path:
+    """``folder``, made if absent (unless ``create`` is false); a file in its place or above it is an
+    ``OutputError``, not a traceback."""
+    folder = Path(folder)
+    blocker = _file_in_the_way(folder)
+    if blocker is not None:
+        where = "is a file" if blocker == folder else f"{blocker} is a file, not a folder"
+        raise OutputError(f"{folder}: cannot write outputs here: {where}")
+    if create:
+        with output_errors(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing path at or above ``folder`` when it is not a folder."""
+    for above in (folder, *folder.parents):
+        if above.exists() or above.is_symlink():
+            return None if above.is_dir() else above
+    return None
 
 
 def _umask() -> int:
@@ -392,9 +546,10 @@ def _umask() -> int:
 def staging_dir(final: str | Path) -> Path:
     """A new empty folder beside ``final`` to write a whole set of outputs into before ``replace_dir``."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    os.chmod(staged, 0o777 & ~_umask())
+    output_dir(final.parent)
+    with output_errors(final.parent):
+        staged = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        os.chmod(staged, 0o777 & ~_umask())
     return staged
 
 
@@ -426,6 +581,25 @@ def recover_dir(final: str | Path) -> None:
         shutil.rmtree(staged, ignore_errors=True)
 
 
+def publish(staged: str | Path, final: str | Path, stale: tuple[str, ...] = (), last: str | None = None) -> None:
+    """Move every file of the finished folder ``staged`` into ``final`` (a folder that may hold the user's
+    own files), then remove those names of ``stale`` that this set did not bring, then move ``last`` (the
+    manifest: it says which set is there). Each file arrives whole by rename; nothing is moved before
+    every output was written, so a failed write leaves the previous set as it was."""
+    staged, final = Path(staged), Path(final)
+    names = sorted(p.name for p in staged.iterdir())
+    with output_errors(final):
+        for name in names:
+            if name != last:
+                os.replace(staged / name, final / name)
+        for name in stale:
+            if name not in names and (final / name).is_file() and not (final / name).is_symlink():
+                (final / name).unlink()
+        if last in names:
+            os.replace(staged / last, final / last)
+    shutil.rmtree(staged, ignore_errors=True)
+
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = r"[+-]?\d+([.,]\d+)*([eE][+-]?\d+)?"
 
@@ -433,7 +607,9 @@ _PLAIN_NUMBER = r"[+-]?\d+([.,]\d+)*([eE][+-]?\d+)?"
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Text cells a spreadsheet would run as a formula (starting with = + - @, tab or carriage return)
     get a leading apostrophe, as OWASP advises against CSV injection; plain numbers such as "-3" are left
-    as they are. Entity names and descriptions come from the files tbml reads: attacker-controlled."""
+    as they are. Column names are header cells and get the same treatment (a mapping may keep a source
+    column named ``=HYPERLINK(...)``). Entity names and descriptions come from the files tbml reads:
+    attacker-controlled."""
     out = frame.copy()
     for name in out.columns:
         column = out[name]
@@ -443,7 +619,13 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
         risky = text.str.startswith(_FORMULA_START).fillna(False) & ~text.str.fullmatch(_PLAIN_NUMBER).fillna(False)
         if risky.any():
             out[name] = text.mask(risky, "'" + text)
+    out.columns = [_neutral(str(name)) for name in out.columns]
     return out
+
+
+def _neutral(text: str) -> str:
+    risky = text.startswith(_FORMULA_START) and not re.fullmatch(_PLAIN_NUMBER, text)
+    return "'" + text if risky else text
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:

@@ -50,10 +50,18 @@ PRICE_COLUMNS = ["driver", "fence_distance", "robust_z", "price", "unit", "refer
                  "value_moved"]
 
 
+# Fewer invoice lines than this and the file cannot judge itself: the price detector needs at least 5 peers
+# besides the line (min_group_size "auto" is never below 5), and the forest's evidence starts at its 95th
+# percentile, which on fewer than 20 lines is always the strangest line, however ordinary. Below it, only
+# the red-flag rules (which need no peers) and external reference prices speak.
+MIN_LINES_TO_JUDGE = 20
+
+
 @dataclass
 class Scored:
     items: pd.DataFrame  # every invoice line and unmatched transfer, ranked by risk
     skipped_rules: list[str]
+    note: str = ""  # what could not be judged, in words for the console and the manifest
 
     def alerts(self, threshold: float) -> pd.DataFrame:
         return self.items[self.items["risk"] >= threshold]
@@ -80,6 +88,7 @@ class TBMLModel:
         cfg = self.config
         if len(invoices) == 0:
             raise ValueError("cannot fit on 0 invoice lines")
+        self.fitted_lines_ = len(invoices)
         self.rules_ = load_rules(cfg.reconciliation.rules)
         self.price_ = PriceDeviationDetector(reporting_currency=cfg.ingest.reporting_currency,
                                              **cfg.pricing.detector_params()).fit(invoices)
@@ -149,16 +158,26 @@ class TBMLModel:
 
         components, texts, typologies = {}, {}, {}
         is_invoice = (items["item"] == "invoice").to_numpy()
-        components["price"] = np.where(is_invoice, price_component(items["fence_distance"].to_numpy(dtype=float),
+        # a model loaded from disk was trained on enough lines (tbml.api.train_files refuses fewer)
+        few = getattr(self, "fitted_lines_", MIN_LINES_TO_JUDGE) < MIN_LINES_TO_JUDGE
+        note, priced = "", is_invoice
+        if few:  # peers and profiles of the file itself say nothing; external reference prices still do
+            source = items["source"].fillna("").astype(str) if "source" in items else pd.Series("", index=items.index)
+            judged = is_invoice & source.str.startswith("external").to_numpy()
+            note = (f"too few lines to judge prices and profiles ({self.fitted_lines_} invoice line(s), fewer than "
+                    f"{MIN_LINES_TO_JUDGE}); only red-flag rules" + (" and external reference prices" if judged.any()
+                                                                     else "") + " were applied")
+            priced = judged
+        components["price"] = np.where(priced, price_component(items["fence_distance"].to_numpy(dtype=float),
                                                                   self.price_.threshold, cfg.fusion), 0.0)
         texts["price"] = items["price_reason"].fillna("")
         typologies["price"] = _price_typology(items)
-        components["money"] = np.where(is_invoice, money_component(items["value_moved"].to_numpy(dtype=float),
+        components["money"] = np.where(priced, money_component(items["value_moved"].to_numpy(dtype=float),
                                                                   self.typical_value_, cfg.fusion), 0.0)
         texts["money"] = money_reasons(components["money"], items["value_moved"], self.typical_value_,
                                        cfg.ingest.reporting_currency)
         typologies["money"] = typologies["price"]
-        components["forest"] = np.where(is_invoice, forest_component(items["forest_percentile"].to_numpy(dtype=float),
+        components["forest"] = np.where(is_invoice & ~few, forest_component(items["forest_percentile"].to_numpy(dtype=float),
                                                                     cfg.fusion), 0.0)
         texts["forest"] = forest_reasons(components["forest"], items["forest_percentile"], items["forest_detail"])
         typologies["forest"] = pd.Series("unusual_profile", index=items.index)
@@ -189,7 +208,7 @@ class TBMLModel:
         items = items.sort_values(["risk", "fence_distance"], ascending=[False, False], kind="stable",
                                   key=lambda s: s.abs() if s.name == "fence_distance" else s)
         items.insert(0, "rank", np.arange(1, len(items) + 1))
-        return Scored(items.reset_index(drop=True), skipped)
+        return Scored(items.reset_index(drop=True), skipped, note)
 
     # ---- items -------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 from markupsafe import Markup
 
@@ -66,25 +67,58 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, top: int = 
     """Write the HTML report of ``run_dir`` (a folder written by ``tbml score``) to ``out`` (default
     ``run_dir/report.html``), atomically; ``top`` alerts are shown in full with their charts."""
     run_dir = Path(run_dir)
-    html = render("report.html.j2", **report_context(run_dir, top, title))
+    try:
+        context = report_context(run_dir, top, title)
+    except (pa.ArrowException, OSError) as exc:  # damage found while reading items.parquet's pages
+        raise TBMLError(f"{run_dir}: cannot read the run's files ({exc}); score the files again"
+                        .replace("\n", " ")) from None
+    html = render("report.html.j2", **context)
     out = Path(out) if out is not None else run_dir / REPORT_NAME
     return write_atomic(out, lambda tmp: tmp.write_text(html, encoding="utf-8"))
 
 
+# What the report reads from alerts.parquet; a file without them is not an alerts table of `tbml score`.
+_ALERT_COLUMNS = ("rank", "item", "risk", "reasons", "suspected_typology")
+
+
 def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
+    """The manifest and alerts of a folder ``tbml score`` wrote; anything missing, unreadable or not of
+    tbml's making is one ``TBMLError`` line naming the file."""
     manifest_path, alerts_path = run_dir / "manifest.json", run_dir / "alerts.parquet"
     if not run_dir.is_dir():
-        raise TBMLError(f"{run_dir}: no such folder; give the folder `tbml score -o` wrote")
+        what = "is a file" if run_dir.exists() else "no such folder"
+        raise TBMLError(f"{run_dir}: {what}; give the folder `tbml score -o` wrote")
     for path in (manifest_path, alerts_path):
         if not path.exists():
             raise TBMLError(f"{run_dir}: no {path.name}; is this a folder written by `tbml score -o`?")
+        if not path.is_file():
+            raise TBMLError(f"{path}: is not a regular file; is this a folder written by `tbml score -o`?")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise TBMLError(f"{manifest_path}: not valid JSON ({exc})") from None
+    except (ValueError, OSError) as exc:
+        raise TBMLError(f"{manifest_path}: not valid JSON ({exc})".replace("\n", " ")) from None
+    if not isinstance(manifest, dict):
+        raise TBMLError(f"{manifest_path}: not a tbml manifest (a JSON object); score the files again")
     if manifest.get("command") != "score":
         raise TBMLError(f"{manifest_path}: written by `tbml {manifest.get('command')}`, not by `tbml score`")
-    return manifest, pd.read_parquet(alerts_path)
+    for key, kind in (("inputs", list), ("rows_scored", dict)):
+        if not isinstance(manifest.get(key, kind()), kind):
+            raise TBMLError(f"{manifest_path}: '{key}' is not what `tbml score` writes; score the files again")
+    alerts = _parquet(alerts_path)
+    missing = [c for c in _ALERT_COLUMNS if c not in alerts.columns]
+    if missing:
+        raise TBMLError(f"{alerts_path}: lacks column '{missing[0]}'; not an alerts table of `tbml score`: score "
+                        "the files again")
+    return manifest, alerts
+
+
+def _parquet(path: Path, read=pd.read_parquet):
+    """``read(path)`` (a frame, or ``ds.dataset`` for a lazy read); a corrupt file is one ``TBMLError`` line."""
+    try:
+        return read(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise TBMLError(f"{path}: not a readable Parquet file ({exc}); score the files again to rewrite it"
+                        .replace("\n", " ")) from None
 
 
 def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> dict:
@@ -183,7 +217,7 @@ def _peer_lines(items_path: Path, shown: pd.DataFrame, period: str) -> pd.DataFr
     if not items_path.exists() or "hs6" not in shown:
         return pd.DataFrame(columns=_PEER_COLUMNS)
     chapters = sorted({str(h)[:2] for h in shown["hs6"].dropna()})
-    dataset = ds.dataset(items_path)
+    dataset = _parquet(items_path, ds.dataset)
     columns = [c for c in _PEER_COLUMNS if c in dataset.schema.names]
     if not chapters or "hs6" not in columns:
         return pd.DataFrame(columns=_PEER_COLUMNS)
@@ -322,7 +356,7 @@ def _rings(items_path: Path, alerts: pd.DataFrame, n: int = 6) -> list[dict]:
     names = ranked.index.tolist()
     legs = ringed[ringed["cycle_id"].isin(names)]
     if items_path.exists():  # every leg of the ring, alerted or not
-        table = ds.dataset(items_path).to_table(
+        table = _parquet(items_path, ds.dataset).to_table(
             columns=["cycle_id", "exporter_id", "importer_id", "date", "risk"], filter=ds.field("cycle_id").isin(names))
         legs = table.to_pandas()
     out = []

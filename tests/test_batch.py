@@ -167,6 +167,10 @@ def test_a_trained_model_scores_every_file_and_is_named(incoming, tmp_path):
     ("inputs: [{transfers: t.csv}]\noutput: out\n", "inputs[0] needs 'invoices' (a path or a glob)"),
     ("inputs: [a.csv]\noutput: out\nalert_budget: 0\n", "'alert_budget' must be a whole number >= 1, not 0"),
     ("inputs: [a.csv\n", "not valid YAML"),
+    ("inputs: [a.csv]\noutput: out\nstrict: 'no'\n", "'strict' must be true or false, not 'no'"),
+    ("inputs: [{invoices: a.csv, transfers: [t.csv]}]\noutput: out\n", "'inputs[0].transfers' must be text"),
+    ("inputs: [a.csv]\noutput: [out]\n", "'output' must be text"),
+    ("inputs: [a.csv]\noutput: out\nread: {delimiter: ';;'}\n", "'read.delimiter' must be one character"),
 ])
 def test_job_mistakes_are_one_line(tmp_path, text, message):
     path = tmp_path / "job.yaml"

@@ -43,10 +43,10 @@ def test_config_defaults_overrides_and_errors(tmp_path):
     assert config.ingest.reporting_currency == "EUR" and config.ingest.fx_max_age_days == 40
     assert config.ingest.fx_rates == "builtin"
     path.write_text("ingest:\n  fx_max_age_dayz: 40\n")
-    with pytest.raises(ConfigError, match="unknown key 'fx_max_age_dayz'"):
+    with pytest.raises(ConfigError, match="unknown key 'ingest.fx_max_age_dayz'"):
         load_config(path)
     path.write_text("ingest:\n  fx_max_age_days: forty\n")
-    with pytest.raises(ConfigError, match="ingest: fx_max_age_days: expected int, got 'forty'"):
+    with pytest.raises(ConfigError, match="ingest.fx_max_age_days: expected a whole number, got 'forty'"):
         load_config(path)
 
 

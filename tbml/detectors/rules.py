@@ -61,6 +61,13 @@ CONDITIONS = {
                           & ~_col(f, "ref_rejected", False) & f["payee_is_trader"]),
     # the invoice it pays was in the file but failed validation: no evidence of a phantom, a line to check
     "payment_for_rejected_invoice": (("ref_rejected",), lambda f, p: f["ref_rejected"]),
+    # a value of 0 has no price (log 0) for the price detector to judge, yet for goods of real weight it is
+    # the strongest under-invoicing there is; said by weight where the line gives one, else by quantity
+    "zero_value_by_weight": (("value", "gross_weight_kg"),
+                             lambda f, p: (f["item"] == "invoice") & (f["value"] == 0) & (f["gross_weight_kg"] > 0)),
+    "zero_value_by_quantity": (("value", "quantity"),
+                               lambda f, p: (f["item"] == "invoice") & (f["value"] == 0) & (f["quantity"] > 0)
+                               & ~(_col(f, "gross_weight_kg", 0).fillna(0) > 0)),
 }
 
 
