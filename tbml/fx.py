@@ -62,6 +62,8 @@ class FxTable:
         path = Path(spec)
         if not path.exists():
             raise InputFileError(f"{path}: FX rate table not found (ingest.fx_rates)")
+        if not path.is_file():  # a folder or a pipe: never open it (a FIFO would block)
+            raise InputFileError(f"{path}: FX rate table is not a regular file (ingest.fx_rates)")
         own = _read_rates(path)
         mine = set(own["currency"].unique())
         kept = builtin.rates[~builtin.rates["currency"].isin(mine)]

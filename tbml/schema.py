@@ -89,7 +89,7 @@ REJECT_REASONS: dict[str, str] = {
     "malformed_row": "the CSV row has the wrong number of fields",
     "missing_field": "a required field is empty",
     "bad_number": "a number could not be parsed",
-    "non_finite": "a number is NaN or infinite",
+    "non_finite": "a number is infinite, or beyond the magnitudes trade data reaches",
     "bad_date": "a date could not be parsed",
     "bad_country": "not an ISO 3166-1 alpha-2 country code",
     "unknown_currency": "not an ISO 4217 currency code",

@@ -119,3 +119,10 @@ def test_reporting_currency_never_needs_a_rate(tmp_path):
     from tbml.config import Config, IngestConfig
     result = load_invoices(path, config=Config(ingest=IngestConfig(reporting_currency="EUR")))
     assert result.stats["rows_accepted"] == 1 and result.accepted["fx_rate"].tolist() == [1.0]
+
+
+def test_a_rate_table_that_is_not_a_regular_file_is_one_line(tmp_path):
+    import os
+    os.mkfifo(tmp_path / "rates.csv")
+    with pytest.raises(InputFileError, match="rates.csv: FX rate table is not a regular file"):
+        FxTable.load(tmp_path / "rates.csv")

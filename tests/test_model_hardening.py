@@ -302,7 +302,7 @@ CASES = [
     ("price levels unknown key", _edit_json("model.json", _set("price.levels", [["hs6", "__class__"]])),
      "model.json", "price.levels must be"),
     ("config wrong type", _edit_json("model.json", _set("config.forest.n_estimators", "many")), "model.json",
-     "n_estimators: expected int"),
+     "n_estimators: expected (int|a whole number)"),
     ("drift reference broken", _edit_json("model.json", _set("drift_reference.value_shares", [1])), "model.json",
      "value_edges must rise"),
     ("typical value infinite", _write("model.json", '{"format": 2, "config": {}, "typical_value": Infinity}'),
@@ -338,7 +338,7 @@ CASES = [
     ("rules a list", _write("rules.yaml", "- a\n- b\n"), "rules.yaml", "expected a mapping of rule names"),
     ("rule a string", _write("rules.yaml", "paid_more_than_once: yes please\n"), "rules.yaml",
      "rule paid_more_than_once: expected a mapping"),
-    ("rules not UTF-8", _write("rules.yaml", b"\xff\xfe\x00r"), "rules.yaml", "cannot read the rules|not valid YAML"),
+    ("rules not UTF-8", _write("rules.yaml", b"\xff\xfe\x00r"), "rules.yaml", "cannot read the rules|not valid YAML|not UTF-8"),
     ("rule param text", _write("rules.yaml", "paid_more_than_once: {typology: x, severity: high, reason: r, "
                                              "min_full_payments: two}\n"), "rules.yaml",
      "parameter 'min_full_payments' must be a finite number"),

@@ -17,6 +17,7 @@ from tbml.errors import OutputError
 from .conftest import DATA
 
 BAD = DATA / "bad" / "output"
+CORPUS = DATA / "bad" / "corpus"
 EVIL = '=HYPERLINK("http://attacker.invalid","open")'
 
 
@@ -129,13 +130,17 @@ def test_batch_refuses_a_link_planted_at_its_lock_or_log(sample, tmp_path, plant
 
 
 def test_every_row_quarantined_is_a_failure_with_a_hint(tmp_path):
-    result = CliRunner().invoke(cli, ["validate", str(BAD / "decimal_comma.csv"), "-o", str(tmp_path / "v")])
+    # a decimal comma the file itself shows is read as one (tests/test_reading_hardening.py)
+    ok = CliRunner().invoke(cli, ["validate", str(BAD / "decimal_comma.csv"), "-o", str(tmp_path / "ok")])
+    assert ok.exit_code == 0 and "decimal_comma_read 6" in ok.output
+    unreadable = CORPUS / "every_number_unreadable.csv"
+    result = CliRunner().invoke(cli, ["validate", str(unreadable), "-o", str(tmp_path / "v")])
     _one_line_error(result, "every one of the 6 rows was quarantined, 6 as bad_number", "decimal mark?",
                     str(tmp_path / "v" / "quarantine_invoices.csv"))
     assert len(pd.read_csv(tmp_path / "v" / "quarantine_invoices.csv")) == 6  # written, for the user to look at
     result = CliRunner().invoke(cli, ["score", str(BAD / "unquoted_decimal_comma.csv"), "-o", str(tmp_path / "s")])
     _one_line_error(result, "6 as malformed_row", "wrong delimiter? pass --delimiter")
-    result = CliRunner().invoke(cli, ["validate", str(BAD / "decimal_comma.csv"), "--strict", "-o", str(tmp_path / "t")])
+    result = CliRunner().invoke(cli, ["validate", str(unreadable), "--strict", "-o", str(tmp_path / "t")])
     _one_line_error(result, "6 row(s) quarantined in strict mode")  # strict says what it always said
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import tbml.io
 from tbml.api import validate_files
 from tbml.cli import cli
-from tbml.errors import InputFileError, MappingError
+from tbml.errors import AllRowsQuarantinedError, InputFileError, MappingError
 from tbml.ingest import load_invoices, load_transfers
 
 from .conftest import DATA
@@ -184,7 +184,12 @@ def test_a_quarantine_file_tbml_wrote_validates_again(tmp_path):
     assert now.drop(16).to_dict() == was.drop([14, 16]).to_dict()
     assert now[16] == "missing_field" and 14 not in now.index
     # and a third time: tbml's columns of the second run are renamed again, apart from the first run's
-    third = validate_files(again.outputs["quarantine_invoices"], out_dir=tmp_path / "third").results[0]
+    # now every row fails again (the duplicate's twin was accepted above): a whole-file failure, with the
+    # quarantine still written for the user
+    with pytest.raises(AllRowsQuarantinedError, match="every one of the 14 rows was quarantined") as failed:
+        validate_files(again.outputs["quarantine_invoices"], out_dir=tmp_path / "third")
+    third = failed.value.result
+    assert (tmp_path / "third" / "quarantine_invoices.csv").exists()
     assert third.stats["rows_in"] == after.stats["rows_quarantined"]
     assert third.stats["columns_renamed"]["source_row"] == "src:src:source_row"
 
