@@ -305,6 +305,8 @@ def train_files(invoices, transfers=None, *, config=None, name: str = registry.D
                                 config=config, **read_overrides)
     accepted = validation.results[0].accepted
     accepted_transfers = validation.results[1].accepted if len(validation.results) > 1 else None
+    if accepted_transfers is not None:
+        accepted_transfers = mark_rejected_invoices(accepted_transfers, validation.results[0].rejected_keys)
     if len(accepted) < MIN_LINES_TO_JUDGE:  # a model that learned peers from a handful of lines misjudges all
         raise TBMLError(f"{invoices}: {len(accepted):,} accepted invoice line(s) are too few to train a model "
                         f"on; give at least {MIN_LINES_TO_JUDGE}")
