@@ -173,6 +173,8 @@ class Scoring:
     validation: Validation
     manifest: dict
     outputs: dict[str, Path]
+    # with a store: the run, holding the scored union of history and files (``store_run.scored``)
+    store_run: object | None = None
 
 
 def score_files(
@@ -188,6 +190,7 @@ def score_files(
     model: str | TBMLModel | None = None,
     model_info: dict | None = None,
     progress: Callable[[str], None] | None = None,
+    store: str | Path | None = None,
     **read_overrides,
 ) -> Scoring:
     """Validate the files, score every invoice line and unmatched transfer, and roll the alerts up.
@@ -199,7 +202,22 @@ def score_files(
     Writes to ``out_dir``, each atomically: alerts.csv and alerts.parquet (ranked, with reasons),
     items.parquet (everything scored), entities.csv, networks.csv, quarantine_*.csv, manifest.json.
     ``progress`` is called with a line as each stage finishes.
+
+    With ``store`` (a DuckDB file, created if absent; see ``tbml.store``) the files are judged together
+    with the stored rows of the last ``lookback_days(config)`` days, earlier alerts are re-judged, and the
+    new rows, the run and the alerts' changes are stored in one transaction. Alerts then carry
+    ``alert_id`` and ``status`` (new, raised, re-raised, changed, resolved). Files whose content is
+    already in the store add nothing: when every file is, nothing is scored or written and
+    ``manifest["store"]["already_in_store"]`` names the run that took them.
     """
+    if isinstance(store, (str, Path)):
+        from tbml.store import Store
+
+        with Store.open(store) as opened:  # the lock is taken first: a second writer fails before any work
+            return score_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
+                               config=config, out_dir=out_dir, strict=strict, reference_prices=reference_prices,
+                               model=model, model_info=model_info, progress=progress, store=opened,
+                               **read_overrides)
     config = config if isinstance(config, Config) else load_config(config)
     if reference_prices:
         config = dataclasses.replace(config, pricing=dataclasses.replace(config.pricing,
@@ -223,6 +241,18 @@ def score_files(
         accepted_transfers = mark_rejected_invoices(accepted_transfers, validation.results[0].rejected_keys)
     if accepted.empty:
         raise TBMLError(f"{invoices}: no invoice line passed validation; see the quarantine file")
+    history = None
+    if store is not None:
+        started = time.perf_counter()
+        from tbml.store import with_history
+
+        history = with_history(store, config, validation, accepted, accepted_transfers)
+        if history.already_in_store:
+            manifest = {**validation.manifest, "command": "score", "store": history.summary()}
+            empty = pd.DataFrame()
+            return Scoring(empty, empty, empty, empty, validation, manifest, {})
+        accepted, accepted_transfers = history.invoices, history.transfers
+        stage("read the store", started)
     started = time.perf_counter()
     if model is not None:
         if isinstance(model, TBMLModel):
@@ -243,24 +273,31 @@ def score_files(
     started = time.perf_counter()
     items = scored.items
     alerts = scored.alerts(config.fusion.alert_threshold)
-    entities, networks = entity_rollup(alerts), network_rollup(alerts)
+    if history is not None:  # this run's items and alerts: the new rows, and earlier ones judged anew
+        items, alerts = history.rejudge(items, config)
+        open_alerts = alerts[alerts["status"] != "resolved"]
+        entities, networks = entity_rollup(open_alerts), network_rollup(open_alerts)
+    else:
+        entities, networks = entity_rollup(alerts), network_rollup(alerts)
     stage("roll up", started)
 
     manifest = {**validation.manifest, "command": "score"}
-    manifest["rows_scored"] = {"invoices": int((items["item"] == "invoice").sum()),
-                               "transfers_unmatched": int((items["item"] == "transfer").sum()),
-                               "transfers_settling_invoices": int(len(accepted_transfers) - (items["item"] == "transfer").sum())
+    manifest["rows_scored"] = {"invoices": int((scored.items["item"] == "invoice").sum()),
+                               "transfers_unmatched": int((scored.items["item"] == "transfer").sum()),
+                               "transfers_settling_invoices": int(len(accepted_transfers) - (scored.items["item"] == "transfer").sum())
                                if accepted_transfers is not None else 0}
     manifest["model"] = (model_info or {}).get("uri", model) if model is not None else "fitted on the input"
     manifest["model_info"] = model_info if model is not None else None
     manifest["drift"] = drifted if model is not None else None
-    manifest["alerts"] = int(len(alerts))
+    manifest["alerts"] = int(len(alerts)) if history is None else int((alerts["status"] != "resolved").sum())
     manifest["alert_threshold"] = config.fusion.alert_threshold
     manifest["rules_skipped_for_missing_columns"] = scored.skipped_rules
     manifest["seconds"] = timings
     manifest["judged"] = scored.note or "prices, profiles and red-flag rules"
     if scored.note:  # said on the console with the file's other notes, and kept in the manifest
         validation.results[0].stats.setdefault("notes", []).append(scored.note)
+    if history is not None:  # rows_scored above counts the history judged with the files
+        manifest["store"] = history.summary()
     outputs: dict[str, Path] = {}
     if out_dir is not None:
         started = time.perf_counter()
@@ -270,7 +307,11 @@ def score_files(
         tables |= {f"quarantine_{r.kind}": (f"quarantine_{r.kind}.csv", r.quarantined) for r in validation.results}
         # the manifest holds the stage times, the write's too: timed when the tables are written
         outputs = write_run(out_dir, tables, manifest, written=lambda: stage("write", started))
-    return Scoring(alerts, items, entities, networks, validation, manifest, outputs)
+    if history is not None:  # after the outputs: a crash between them leaves the files to score again
+        started = time.perf_counter()
+        history.commit(manifest)
+        stage("write the store", started)
+    return Scoring(alerts, items, entities, networks, validation, manifest, outputs, history)
 
 
 def mark_rejected_invoices(transfers: pd.DataFrame, rejected: pd.DataFrame | None) -> pd.DataFrame:

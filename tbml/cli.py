@@ -206,8 +206,11 @@ def _score_options(func):
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="tbml-out", show_default=True)
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Alerts to print.")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) if any row is quarantined.")
+@click.option("--store", type=click.Path(dir_okay=False), default=None,
+              help="A case store (DuckDB file, created if absent): judge the files with the history it holds, "
+              "re-judge earlier alerts, and keep the rows, the run and the alerts' changes.")
 def score(invoices, transfers, mapping, transfers_mapping, config, reference_prices, model, out_dir, top, strict,
-          **read):
+          store, **read):
     """Rank invoice lines and payments by laundering risk (0-100), each with its reasons.
 
     No trained model is needed: peer prices and trader profiles come from the files themselves. Writes
@@ -219,23 +222,39 @@ def score(invoices, transfers, mapping, transfers_mapping, config, reference_pri
       tbml score invoices.csv --transfers transfers.csv -o alerts/
       tbml score declarations.csv --mapping customs_import_declarations
       tbml score today.csv --transfers wires.csv --model models:/tbml@champion
+      tbml score day-2026-11-27.csv --transfers wires-2026-11-27.csv --store cases.duckdb
     """
     from tbml import api
 
     result = api.score_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                              config=config, out_dir=out_dir, strict=strict, reference_prices=reference_prices,
-                             model=model,
+                             model=model, store=store,
                              progress=lambda line: click.echo(f"  {line}", err=True), **read)
     m = result.manifest
+    if m.get("store", {}).get("already_in_store") and "alerts" not in m:
+        runs = ", ".join(sorted(set(m["store"]["already_in_store"].values())))
+        click.echo(f"already in the store (run {runs}): nothing added, nothing scored, no output written")
+        return
     for s in m["inputs"]:
         click.echo(f"{s['path']}: {s['rows_in']:,} rows in, {s['rows_accepted']:,} scored, "
                    f"{s['rows_quarantined']:,} quarantined")
         _print_notes(s)
     click.echo(f"{m['alerts']:,} alerts at risk >= {m['alert_threshold']:g}; "
                f"{len(result.entities):,} entities and {len(result.networks):,} networks involved")
+    if "store" in m:
+        changes = m["store"].get("alert_changes", {})
+        click.echo(f"store {m['store']['path']}: run {m['store']['run_id']}; "
+                   f"{m['store']['history_rows'].get('invoices', 0):,} earlier invoice lines judged again; alerts "
+                   + (", ".join(f"{k} {v:,}" for k, v in changes.items()) or "unchanged"))
+        for kind, known in m["store"]["already_in_store"].items():
+            click.echo(f"  {kind}: already in the store (run {known}), not added again")
     for alert in result.alerts.head(top).itertuples(index=False):
         name = alert.invoice_id if alert.item == "invoice" else alert.transfer_id
-        click.echo(f"  #{alert.rank} {name} risk {alert.risk:.0f} ({typology_name(alert.suspected_typology)}): "
+        status = f" [{alert.status}]" if "status" in result.alerts else ""
+        if getattr(alert, "status", "") == "resolved":
+            click.echo(f"  {name}{status}: {alert.reasons}")
+            continue
+        click.echo(f"  #{alert.rank} {name} risk {alert.risk:.0f} ({typology_name(alert.suspected_typology)}){status}: "
                    f"{alert.reasons}")
     for name, path in result.outputs.items():
         click.echo(f"{name}: {path}")
@@ -413,6 +432,43 @@ def models_promote(name, version, alias):
 
     registry.promote(name, version, alias)
     click.echo(f"{name}@{alias} -> version {version}")
+
+
+@cli.group("store")
+def store_group():
+    """The case store that `tbml score --store` keeps: what it holds.
+
+    \b
+    Example:
+      tbml store info --store cases.duckdb
+    """
+
+
+@store_group.command("info")
+@click.option("--store", "path", type=click.Path(dir_okay=False), required=True, help="The store file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def store_info(path, as_json):
+    """Runs, files, rows and their dates, alerts by status, and size on disk.
+
+    \b
+    Example:
+      tbml store info --store cases.duckdb
+    """
+    from tbml.store import Store
+
+    with Store.open(path, read_only=True) as store:
+        info = store.info()
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    last = info["last_run"]
+    click.echo(f"{info['path']}: schema {info['schema_version']}, {info['bytes'] / 1e6:,.1f} MB on disk")
+    click.echo(f"  {info['runs']:,} runs, {info['files']:,} files" + (f"; last run {last['run_id']} at {last['started']}"
+                                                                   if last else ""))
+    for kind in ("invoices", "transfers"):
+        k = info[kind]
+        click.echo(f"  {kind}: {k['rows']:,} rows" + (f", {k['from']} to {k['to']}" if k["rows"] else ""))
+    click.echo("  alerts: " + (", ".join(f"{status} {n:,}" for status, n in info["alerts"].items()) or "none"))
 
 
 def main() -> None:

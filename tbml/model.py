@@ -40,10 +40,12 @@ INVOICE_CONTEXT = [
     "origin_country", "hs_code", "hs6", "hs2", "goods_description", "quantity", "quantity_unit", "gross_weight_kg",
     "value", "currency", "reporting_value", "shipment_ref", "declaration_side", "invoice_number", "net_weight_kg",
     "weight_basis", "is_laundering", "typology",
+    "file_sha256",  # with a case store: the file a row came from (rows are keyed by file and source row)
 ]
 TRANSFER_CONTEXT = [
     "transfer_id", "source_row", "date", "payer_id", "payer_country", "payee_id", "payee_country", "amount",
     "currency", "reporting_amount", "invoice_ref", "rejected_invoice", "channel", "is_laundering", "typology",
+    "file_sha256",
 ]
 PRICE_COLUMNS = ["driver", "fence_distance", "robust_z", "price", "unit", "reference_median", "reference_q1",
                  "reference_q3", "fence_low", "fence_high", "ratio_to_median", "peers", "level", "source", "direction",

@@ -1,0 +1,583 @@
+"""The case store: every accepted invoice and transfer with where it came from, the runs, and the alerts
+with their history, in one DuckDB file (no server).
+
+    with Store.open("cases.duckdb") as store:          # one writer at a time: a second gets StoreError
+        store.file_run(sha256)                          # the run that already ingested this file, or None
+        history = store.history("invoices", since)      # accepted rows dated on or after ``since``
+        store.record_run(run)                           # rows, run, alert changes: one transaction
+
+This module owns every SQL statement of tbml. Statements are parameterised (never built from user text;
+the only names spliced in are this module's own table and column names) and plain enough to run on a
+server database behind the same interface later. Frames go in and out whole, through Arrow
+(``con.register``), never row by row. Rows are keyed by (file sha256, source row) and never updated: an
+invoice id seen again in another file is a second row, reported, not an overwrite.
+
+``alert_changes`` (no SQL) decides how the alerts of a scored union of history and a new file differ from
+what the store holds: new, raised (an earlier item alerted for the first time), re-raised, changed (other
+typology, or risk moved by ``CHANGE_POINTS``), resolved (no longer alerted, or a payment now linked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+import tbml
+from tbml.errors import TBMLError
+from tbml.schema import INVOICE_COLUMNS, TRANSFER_COLUMNS
+
+SCHEMA_VERSION = 1
+# A risk moving by at least this many points (or a new suspected typology) is a change worth a line in an
+# alert's history; smaller moves (the forest refitted on one more day) only update the current risk.
+CHANGE_POINTS = 10.0
+# Test-only: with this set to a file path, ``record_run`` creates that file and sleeps inside its
+# transaction, so a test can kill the process mid-ingest (tests/test_store.py).
+PAUSE_ENV = "TBML_TEST_PAUSE_IN_TRANSACTION"
+
+
+class StoreError(TBMLError):
+    """The store cannot be opened or written: locked by another run, another schema version, not a store."""
+
+
+_SQL_TYPE = {"number": "DOUBLE", "date": "TIMESTAMP", "bool": "BOOLEAN"}
+
+
+def _columns(canonical, derived: dict[str, str]) -> dict[str, str]:
+    out = {c.name: _SQL_TYPE.get(c.kind, "VARCHAR") for c in canonical}
+    out |= {"is_laundering": "BOOLEAN", "typology": "VARCHAR"} | derived
+    return out
+
+
+# The accepted, normalised rows as columns: canonical columns, labels, and what normalisation derives.
+# Source columns a mapping keeps (``src:...``) are not stored (see README, limits).
+ROW_COLUMNS = {
+    "invoices": _columns(INVOICE_COLUMNS, {"fx_rate": "DOUBLE", "reporting_value": "DOUBLE", "weight_basis": "VARCHAR",
+                                           "hs2": "VARCHAR", "hs4": "VARCHAR", "hs6": "VARCHAR",
+                                           "quantity_unit_declared": "VARCHAR", "unit_status": "VARCHAR"}),
+    "transfers": _columns(TRANSFER_COLUMNS, {"fx_rate": "DOUBLE", "reporting_amount": "DOUBLE",
+                                             "rejected_invoice": "VARCHAR"}),
+}
+PROVENANCE = {"file_sha256": "VARCHAR NOT NULL", "source_row": "BIGINT NOT NULL", "run_id": "VARCHAR NOT NULL"}
+ALERT_COLUMNS = ["alert_id", "item", "item_id", "file_sha256", "source_row", "date", "risk", "typology", "reasons",
+                 "status", "first_seen_run", "last_seen_run", "last_changed_run"]
+HISTORY_COLUMNS = ["alert_id", "run_id", "risk", "typology", "change", "why"]
+
+
+def _schema() -> list[str]:
+    rows = {kind: ", ".join(f'"{name}" {sql}' for name, sql in (PROVENANCE | cols).items())
+            for kind, cols in ROW_COLUMNS.items()}
+    return [
+        "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+        "CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, started TIMESTAMP NOT NULL, tbml_version VARCHAR NOT NULL,"
+        " manifest VARCHAR NOT NULL)",
+        "CREATE TABLE files (sha256 VARCHAR PRIMARY KEY, path VARCHAR NOT NULL, kind VARCHAR NOT NULL,"
+        " run_id VARCHAR NOT NULL, rows BIGINT NOT NULL)",
+        f"CREATE TABLE invoices ({rows['invoices']}, PRIMARY KEY (file_sha256, source_row))",
+        f"CREATE TABLE transfers ({rows['transfers']}, PRIMARY KEY (file_sha256, source_row))",
+        "CREATE TABLE alerts (alert_id VARCHAR PRIMARY KEY, item VARCHAR NOT NULL, item_id VARCHAR,"
+        " file_sha256 VARCHAR NOT NULL, source_row BIGINT NOT NULL, date TIMESTAMP, risk DOUBLE, typology VARCHAR,"
+        " reasons VARCHAR, status VARCHAR NOT NULL, first_seen_run VARCHAR NOT NULL, last_seen_run VARCHAR NOT NULL,"
+        " last_changed_run VARCHAR NOT NULL)",
+        "CREATE TABLE alert_history (alert_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, risk DOUBLE,"
+        " typology VARCHAR, change VARCHAR NOT NULL, why VARCHAR)",
+        "CREATE INDEX invoices_date ON invoices (date)",
+        "CREATE INDEX transfers_date ON transfers (date)",
+        "CREATE INDEX invoices_id ON invoices (invoice_id)",
+    ]
+
+
+def alert_ids(item: pd.Series, file_sha256: pd.Series, source_row: pd.Series) -> pd.Series:
+    """A stable id per scored item: the same stored row gives the same id in every run (rows are never
+    rewritten), so an alert keeps its history and, later, its decision."""
+    keys = item.astype(str) + "\x1f" + file_sha256.astype(str) + "\x1f" + source_row.astype("int64").astype(str)
+    return pd.Series(["A" + hashlib.sha256(k.encode()).hexdigest()[:15] for k in keys], index=item.index,
+                     dtype=object)
+
+
+@dataclass
+class RunRecord:
+    """What one run adds: its manifest, its files, their accepted rows, and the alerts' new state."""
+    run_id: str
+    manifest: dict
+    files: list[dict]  # sha256, path, kind, rows
+    invoices: pd.DataFrame  # with file_sha256 and source_row
+    transfers: pd.DataFrame | None
+    alerts: pd.DataFrame  # ALERT_COLUMNS: every alert this run created or touched, in its new state
+    history: pd.DataFrame  # HISTORY_COLUMNS: one line per change
+
+
+@dataclass
+class Store:
+    path: Path
+    con: object
+    read_only: bool = False
+    _registered: list[str] = field(default_factory=list)
+
+    # ---- open -------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, *, read_only: bool = False, create: bool = True) -> Store:
+        """Open (or create) the store at ``path``; its schema version must be this tbml's."""
+        import duckdb
+
+        path = Path(path)
+        if path.is_dir():
+            raise StoreError(f"{path}: is a folder; --store takes a file (such as cases.duckdb)")
+        if not path.exists() and (read_only or not create):
+            raise StoreError(f"{path}: no store there; `tbml score ... --store {path}` creates one")
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(f"{path}: another tbml run is using this store; one run at a time writes to "
+                                 f"it (wait for it to finish, then run again)") from None
+            raise StoreError(f"{path}: cannot open the store: {str(exc).splitlines()[0]}") from None
+        except duckdb.Error as exc:
+            raise StoreError(f"{path}: is not a tbml store (DuckDB: {str(exc).splitlines()[0]})") from None
+        store = cls(path, con, read_only)
+        try:
+            store._check_schema()
+        except BaseException:
+            con.close()
+            raise
+        return store
+
+    def _check_schema(self) -> None:
+        tables = {r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+        if not tables:
+            if self.read_only:
+                raise StoreError(f"{self.path}: the store is empty")
+            self.con.execute("BEGIN TRANSACTION")
+            for statement in _schema():
+                self.con.execute(statement)
+            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('created_by', ?)",
+                             [str(SCHEMA_VERSION), f"tbml {tbml.__version__}"])
+            self.con.execute("COMMIT")
+            return
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
+            if "meta" in tables else None
+        if row is None:
+            raise StoreError(f"{self.path}: is a DuckDB file but not a tbml store (no schema version)")
+        version = int(row[0])
+        if version != SCHEMA_VERSION:
+            newer = "a newer tbml; upgrade tbml" if version > SCHEMA_VERSION else \
+                "an older tbml; this tbml has no migration for it yet, so start a new store"
+            raise StoreError(f"{self.path}: store schema version {version}, this tbml reads version "
+                             f"{SCHEMA_VERSION}: it was written by {newer}")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- read -------------------------------------------------------------------------------------
+
+    def file_run(self, sha256: str) -> str | None:
+        """The run that ingested the file with this content hash, or None."""
+        row = self.con.execute("SELECT run_id FROM files WHERE sha256 = ?", [sha256]).fetchone()
+        return row[0] if row else None
+
+    def history(self, kind: str, since: pd.Timestamp) -> pd.DataFrame:
+        """Stored accepted rows of ``kind`` dated on or after ``since``, oldest run first."""
+        table = _table(kind)
+        frame = self.con.execute(f"SELECT * FROM {table} WHERE date >= ? ORDER BY run_id, file_sha256, source_row",
+                                 [since.to_pydatetime()]).df()
+        return frame.drop(columns=["run_id"])
+
+    def earlier_invoice_ids(self, invoice_ids: pd.Series) -> pd.DataFrame:
+        """Stored invoice lines whose id is among ``invoice_ids``: invoice_id, file path, date, run."""
+        self._put("wanted_ids", pd.DataFrame({"invoice_id": invoice_ids.astype(str).unique()}))
+        return self.con.execute(
+            "SELECT i.invoice_id, f.path, i.date, i.run_id FROM invoices i"
+            " JOIN wanted_ids w ON i.invoice_id = w.invoice_id JOIN files f ON f.sha256 = i.file_sha256"
+            " ORDER BY i.invoice_id, i.date").df()
+
+    def alerts(self, file_sha256s: list[str] | None = None) -> pd.DataFrame:
+        """Current alerts, all or those of rows from the given files."""
+        if file_sha256s is None:
+            return self.con.execute("SELECT * FROM alerts").df()
+        self._put("wanted_files", pd.DataFrame({"sha256": pd.Series(file_sha256s, dtype=object)}))
+        return self.con.execute("SELECT a.* FROM alerts a JOIN wanted_files w ON a.file_sha256 = w.sha256").df()
+
+    def alert_history(self, alert_id: str | None = None) -> pd.DataFrame:
+        if alert_id is None:
+            return self.con.execute("SELECT * FROM alert_history ORDER BY run_id").df()
+        return self.con.execute("SELECT * FROM alert_history WHERE alert_id = ? ORDER BY run_id", [alert_id]).df()
+
+    def info(self) -> dict:
+        """Runs, files, rows, date range, alerts by status and size on disk."""
+        one = lambda sql: self.con.execute(sql).fetchone()  # noqa: E731
+        out = {"path": str(self.path), "schema_version": SCHEMA_VERSION,
+               "bytes": self.path.stat().st_size + (self.path.with_name(self.path.name + ".wal").stat().st_size
+                                                     if self.path.with_name(self.path.name + ".wal").exists() else 0),
+               "runs": one("SELECT count(*) FROM runs")[0], "files": one("SELECT count(*) FROM files")[0]}
+        last = one("SELECT run_id, started FROM runs ORDER BY started DESC, run_id DESC LIMIT 1")
+        out["last_run"] = {"run_id": last[0], "started": str(last[1])} if last else None
+        for kind in ("invoices", "transfers"):
+            count, first, latest = one(f"SELECT count(*), min(date), max(date) FROM {_table(kind)}")
+            out[kind] = {"rows": count, "from": str(first.date()) if first else None,
+                         "to": str(latest.date()) if latest else None}
+        out["alerts"] = dict(self.con.execute("SELECT status, count(*) FROM alerts GROUP BY status ORDER BY status")
+                             .fetchall())
+        return out
+
+    # ---- write ------------------------------------------------------------------------------------
+
+    def record_run(self, run: RunRecord) -> None:
+        """Add the run, its files and rows, and the alerts' changes, in one transaction: all or nothing."""
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only")
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute("INSERT INTO runs VALUES (?, ?, ?, ?)",
+                             [run.run_id, pd.Timestamp.now().to_pydatetime(), tbml.__version__,
+                              json.dumps(run.manifest, default=str)])
+            for f in run.files:
+                self.con.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?)",
+                                 [f["sha256"], str(f["path"]), f["kind"], run.run_id, int(f["rows"])])
+            for kind, frame in (("invoices", run.invoices), ("transfers", run.transfers)):
+                if frame is not None and len(frame):
+                    self._insert_rows(kind, frame, run.run_id)
+            if len(run.alerts):
+                self._put("changed_alerts", run.alerts[ALERT_COLUMNS])
+                self.con.execute("DELETE FROM alerts WHERE alert_id IN (SELECT alert_id FROM changed_alerts)")
+                self.con.execute(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)})"
+                                 f" SELECT {', '.join(ALERT_COLUMNS)} FROM changed_alerts")
+            if len(run.history):
+                self._put("new_history", run.history[HISTORY_COLUMNS])
+                self.con.execute(f"INSERT INTO alert_history ({', '.join(HISTORY_COLUMNS)})"
+                                 f" SELECT {', '.join(HISTORY_COLUMNS)} FROM new_history")
+            if os.environ.get(PAUSE_ENV):
+                Path(os.environ[PAUSE_ENV]).touch()
+                time.sleep(60)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self._unregister()
+
+    def _insert_rows(self, kind: str, frame: pd.DataFrame, run_id: str) -> None:
+        columns = PROVENANCE | ROW_COLUMNS[kind]
+        rows = pd.DataFrame(index=frame.index)
+        for name, sql in columns.items():
+            if name == "run_id":
+                rows[name] = run_id
+            elif name in frame:
+                values = frame[name]
+                rows[name] = values.astype(object).where(values.notna(), None) if sql == "VARCHAR" else values
+            else:
+                rows[name] = None
+        self._put("new_rows", rows)
+        names = ", ".join(f'"{c}"' for c in columns)
+        casts = ", ".join(f'CAST("{c}" AS {sql.split()[0]})' for c, sql in columns.items())
+        self.con.execute(f"INSERT INTO {_table(kind)} ({names}) SELECT {casts} FROM new_rows")
+
+    def _put(self, name: str, frame: pd.DataFrame) -> None:
+        """Hand ``frame`` to DuckDB as a view named ``name`` (through Arrow: no row-by-row insert)."""
+        self.con.register(name, pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False))
+        self._registered.append(name)
+
+    def _unregister(self) -> None:
+        for name in self._registered:
+            self.con.unregister(name)
+        self._registered.clear()
+
+
+def _table(kind: str) -> str:
+    if kind not in ROW_COLUMNS:  # the only names spliced into SQL are this module's own
+        raise ValueError(f"unknown kind {kind!r}")
+    return kind
+
+
+def alert_changes(items: pd.DataFrame, earlier: pd.DataFrame, threshold: float, run_id: str,
+                  new_files: dict[str, str], linked_to: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How this run's judgement differs from the stored alerts.
+
+    ``items``: the scored union (history and new rows) with ``alert_id``, ``file_sha256``, ``source_row``.
+    ``earlier``: stored alerts of the rows in the union. ``new_files``: sha256 -> path of this run's files.
+    ``linked_to``: alert id of an earlier unmatched payment -> words naming the invoice it is now linked to.
+    Returns (alerts in their new state, ALERT_COLUMNS + ``change``; history lines, HISTORY_COLUMNS).
+    """
+    alerted = items[items["risk"] >= threshold]
+    item_id = alerted["invoice_id"].astype(object)
+    if "transfer_id" in alerted:
+        item_id = item_id.where(alerted["item"] == "invoice", alerted["transfer_id"].astype(object))
+    now = pd.DataFrame({"alert_id": alerted["alert_id"].to_numpy(), "item": alerted["item"].to_numpy(),
+                        "item_id": item_id.to_numpy(),
+                        "file_sha256": alerted["file_sha256"].to_numpy(),
+                        "source_row": alerted["source_row"].to_numpy(dtype="int64"),
+                        "date": pd.to_datetime(alerted["date"]).to_numpy(),
+                        "risk": alerted["risk"].to_numpy(dtype=float),
+                        "typology": alerted["suspected_typology"].astype(object).to_numpy(),
+                        "reasons": alerted["reasons"].astype(object).to_numpy()})
+    before = earlier.set_index("alert_id")
+    prior = before.reindex(now["alert_id"])
+    was_open = (prior["status"] == "open").to_numpy()
+    was_resolved = (prior["status"] == "resolved").to_numpy()
+    is_new_row = now["file_sha256"].isin(list(new_files)).to_numpy()
+    moved = (np.abs(now["risk"].to_numpy() - prior["risk"].to_numpy(dtype=float)) >= CHANGE_POINTS) | \
+        (now["typology"].to_numpy() != prior["typology"].to_numpy())
+    change = np.select([is_new_row & ~was_open & ~was_resolved, ~was_open & ~was_resolved, was_resolved,
+                        was_open & moved], ["new", "raised", "re-raised", "changed"], "")
+    evidence = "; ".join(new_files.values())
+    first_reason = now["reasons"].fillna("").astype(str).str.split(" | ", regex=False).str[0].to_numpy(dtype=object)
+    was = prior["risk"].to_numpy(dtype=float)
+    why = np.array([{"new": "first scored",
+                     "raised": f"re-judged with {evidence}: {reason}",
+                     "re-raised": f"alerted again with {evidence}: {reason}",
+                     "changed": f"risk {before:.0f} -> {after:.0f} ({typology}) with {evidence}"}.get(c, "")
+                    for c, reason, before, after, typology in zip(change, first_reason, was, now["risk"],
+                                                                  now["typology"])], dtype=object)
+    now["status"] = "open"
+    now["first_seen_run"] = prior["first_seen_run"].fillna(run_id).to_numpy()
+    now["last_seen_run"] = run_id
+    now["last_changed_run"] = np.where(change != "", run_id, prior["last_changed_run"].fillna(run_id).to_numpy())
+    now["change"] = change
+    now["why"] = why
+
+    # stored open alerts of rows in the union that this run no longer alerts
+    dropped = earlier[(earlier["status"] == "open") & ~earlier["alert_id"].isin(now["alert_id"])].copy()
+    risk_now = items.set_index("alert_id")["risk"].reindex(dropped["alert_id"]).to_numpy(dtype=float)
+    dropped_why = [linked_to.get(a) or (f"risk fell to {r:.0f} with {evidence}" if np.isfinite(r) else
+                                        f"no longer an item with {evidence}")
+                   for a, r in zip(dropped["alert_id"], risk_now)]
+    dropped["risk"] = risk_now
+    dropped["status"] = "resolved"
+    dropped["last_seen_run"] = run_id
+    dropped["last_changed_run"] = run_id
+    dropped["change"] = "resolved"
+    dropped["why"] = dropped_why
+    state = pd.concat([now, dropped[now.columns]], ignore_index=True)
+    changed = state[state["change"] != ""]
+    history = pd.DataFrame({"alert_id": changed["alert_id"], "run_id": run_id, "risk": changed["risk"],
+                            "typology": changed["typology"], "change": changed["change"], "why": changed["why"]})
+    return state, history
+
+
+# Trader profiles (chapters a trader deals in, first dealings between two traders) read this far back.
+PROFILE_DAYS = 365
+
+
+def evidence_days(config) -> int:
+    """How far back a new file can change a judgement: the longest configured window (a payment up to
+    ``window_after_days`` after its invoice, an advance payment up to ``window_before_days`` before it,
+    rings, repeated invoices, structuring). Stored rows this recent are judged again with the new file."""
+    r = config.reconciliation
+    return int(max(r.window_before_days, r.window_after_days, r.cycle_window_days, r.repeat_window_days,
+                   r.structuring_window_days))
+
+
+def lookback_days(config) -> int:
+    """How many days before a new file's first date stored rows are read: the rows judged again
+    (``evidence_days``) and, before them, their own context (their payments and invoices within the windows,
+    and ``PROFILE_DAYS`` of trader history). Rows read only as context keep their stored judgement: at
+    the edge of what was read, a payment would lack its invoice and be judged a phantom for want of it."""
+    return evidence_days(config) + max(evidence_days(config), PROFILE_DAYS)
+
+
+def with_history(store: Store, config, validation, invoices: pd.DataFrame,
+                 transfers: pd.DataFrame | None) -> StoreRun:
+    """The new files' accepted rows joined with the stored rows of the look-back (``StoreRun``).
+
+    A file whose content hash is already stored adds no row (its rows are in the history instead); when
+    every file is, ``already_in_store`` names the run that took them and nothing else is done."""
+    files = {r.kind: {"sha256": r.stats["sha256"], "path": r.stats["path"], "kind": r.kind,
+                      "rows": r.stats["rows_accepted"]} for r in validation.results}
+    known = {kind: store.file_run(f["sha256"]) for kind, f in files.items()}
+    run = StoreRun(store, config, validation, files, known)
+    if all(known.values()):
+        run.already_in_store = sorted(set(known.values()))[-1]
+        return run
+    new = {"invoices": invoices if not known["invoices"] else invoices.iloc[:0],
+           "transfers": transfers if transfers is not None and not known.get("transfers") else None}
+    dates = pd.concat([f["date"] for f in new.values() if f is not None and len(f)])
+    since = dates.min().normalize() - pd.Timedelta(days=lookback_days(config))
+    run.since = since
+    run.rejudge_from = dates.min().normalize() - pd.Timedelta(days=evidence_days(config))
+    for kind, frame in new.items():
+        if frame is not None:
+            frame = frame.assign(file_sha256=files[kind]["sha256"])
+        run.new_rows[kind] = frame
+        earlier = store.history(kind, since)
+        run.history_rows[kind] = len(earlier)
+        run.union[kind] = _union(earlier, frame)
+    if len(run.new_rows["invoices"]):
+        run.duplicates = store.earlier_invoice_ids(run.new_rows["invoices"]["invoice_id"])
+        if len(run.duplicates):
+            examples = run.summary()["duplicate_invoice_ids"]["examples"]
+            validation.results[0].stats.setdefault("notes", []).append(
+                f"{run.duplicates['invoice_id'].nunique():,} invoice id(s) already in the store from another file, "
+                f"kept as new lines and said in their reasons: " + "; ".join(examples[:3]))
+    return run
+
+
+def _union(earlier: pd.DataFrame, new: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Stored rows then new rows, with the new rows' dtypes; a column no row fills and the new file
+    lacks is left out, as it would be from a file without it (features skip absent columns)."""
+    if new is None and earlier.empty:
+        return None
+    if new is None:
+        new = earlier.iloc[:0]
+    earlier = earlier[[c for c in earlier.columns if c in new.columns or earlier[c].notna().any()]]
+    for column in earlier.columns:
+        if column in new.columns and earlier[column].dtype != new[column].dtype:
+            earlier[column] = earlier[column].astype(new[column].dtype)
+        elif column not in new.columns and earlier[column].dtype == object:
+            earlier[column] = earlier[column].astype("string")
+    return pd.concat([earlier, new], ignore_index=True, sort=False)
+
+
+@dataclass
+class StoreRun:
+    """One scoring run against the store: the union to score, then its alert changes and the commit."""
+    store: Store
+    config: object
+    validation: object
+    files: dict[str, dict]
+    known: dict[str, str | None]
+    already_in_store: str | None = None
+    since: pd.Timestamp | None = None  # stored rows from this date on are read
+    rejudge_from: pd.Timestamp | None = None  # and from this date on judged again
+    new_rows: dict = field(default_factory=dict)
+    history_rows: dict = field(default_factory=dict)
+    union: dict = field(default_factory=dict)
+    duplicates: pd.DataFrame | None = None
+    run_id: str = ""
+    scored: pd.DataFrame | None = None  # every item of the union as judged in this run, with alert_id
+    state: pd.DataFrame | None = None
+    changes: pd.DataFrame | None = None
+
+    @property
+    def invoices(self) -> pd.DataFrame:
+        return self.union["invoices"]
+
+    @property
+    def transfers(self) -> pd.DataFrame | None:
+        return self.union.get("transfers")
+
+    def summary(self) -> dict:
+        """The store's part of the run manifest."""
+        out = {"path": str(self.store.path), "run_id": self.run_id or None,
+               "already_in_store": {k: v for k, v in self.known.items() if v}}
+        if self.already_in_store:
+            return out
+        out |= {"lookback_days": lookback_days(self.config), "history_from": str(self.since.date()),
+                "rejudged_from": str(self.rejudge_from.date()),
+                "history_rows": self.history_rows,
+                "new_rows": {k: int(len(v)) if v is not None else 0 for k, v in self.new_rows.items()}}
+        dup = self.duplicates if self.duplicates is not None else pd.DataFrame()
+        out["duplicate_invoice_ids"] = {
+            "count": int(dup["invoice_id"].nunique()) if len(dup) else 0,
+            "examples": [f"{r.invoice_id} (already in {r.path}, {pd.Timestamp(r.date).date()})"
+                         for r in dup.drop_duplicates("invoice_id").head(5).itertuples()]}
+        if self.changes is not None:
+            out["alert_changes"] = {k: int(v) for k, v in self.changes["change"].value_counts().items()}
+        return out
+
+    def rejudge(self, items: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """This run's items and alerts from the scored union: the new rows, and the earlier rows whose
+        alert changed, each with ``alert_id`` and ``status``; resolved alerts last."""
+        self.run_id = pd.Timestamp.now().strftime("%Y%m%dT%H%M%S%f") + "-" + self.files["invoices"]["sha256"][:8]
+        new_files = {f["sha256"]: Path(f["path"]).name for k, f in self.files.items() if not self.known.get(k)}
+        items = items.assign(alert_id=alert_ids(items["item"], items["file_sha256"], items["source_row"]))
+        # rows read only as context keep their stored judgement (see ``lookback_days``)
+        items = items[(pd.to_datetime(items["date"]) >= self.rejudge_from).to_numpy()
+                      | items["file_sha256"].isin(list(new_files)).to_numpy()]
+        self.scored = items
+        in_union = pd.concat([alert_ids(pd.Series(kind[:-1], index=frame.index), frame["file_sha256"],
+                                        frame["source_row"])[self.judged(frame)]
+                              for kind, frame in self.union.items() if frame is not None])
+        shas = pd.concat([f["file_sha256"] for f in self.union.values() if f is not None]).unique().tolist()
+        earlier = self.store.alerts(shas)
+        earlier = earlier[earlier["alert_id"].isin(set(in_union))]
+        threshold = config.fusion.alert_threshold
+        self.state, self.changes = alert_changes(items, earlier, threshold, self.run_id, new_files,
+                                                 self._now_linked(items, earlier))
+        status = self.state.set_index("alert_id")["change"]
+        is_new = items["file_sha256"].isin(list(new_files))
+        moved = items["alert_id"].map(status).fillna("").isin(["raised", "re-raised", "changed", "resolved"])
+        run_items = items[is_new | moved].copy()
+        run_items["status"] = run_items["alert_id"].map(status).replace("", "seen before").fillna("")
+        self._mark_duplicates(run_items)
+        alerts = run_items[(run_items["risk"] >= threshold) & (run_items["status"] != "resolved")].copy()
+        resolved = self.state[self.state["change"] == "resolved"]
+        gone = resolved[~resolved["alert_id"].isin(run_items["alert_id"])]  # payments now linked: no item
+        resolved_rows = pd.concat([run_items[run_items["status"] == "resolved"], pd.DataFrame({
+            "item": gone["item"], "invoice_id": np.where(gone["item"] == "invoice", gone["item_id"], None),
+            "transfer_id": np.where(gone["item"] == "transfer", gone["item_id"], None), "date": gone["date"],
+            "file_sha256": gone["file_sha256"], "source_row": gone["source_row"], "alert_id": gone["alert_id"],
+            "status": "resolved"})], ignore_index=True)
+        resolved_rows["reasons"] = resolved_rows["alert_id"].map(self.state.set_index("alert_id")["why"])
+        alerts = pd.concat([alerts, resolved_rows], ignore_index=True, sort=False)
+        alerts["rank"] = np.arange(1, len(alerts) + 1)
+        run_items["rank"] = np.arange(1, len(run_items) + 1)
+        first = ["rank", "alert_id", "status"]  # beside the rank, where an investigator looks first
+        return (run_items[first + [c for c in run_items.columns if c not in first]].reset_index(drop=True),
+                alerts[first + [c for c in alerts.columns if c not in first]])
+
+    def judged(self, frame: pd.DataFrame) -> np.ndarray:
+        """Which rows of a union frame this run judges (the rest are context): new, or recent enough."""
+        new = [f["sha256"] for k, f in self.files.items() if not self.known.get(k)]
+        return ((frame["date"] >= self.rejudge_from) | frame["file_sha256"].isin(new)).to_numpy()
+
+    def _now_linked(self, items: pd.DataFrame, earlier: pd.DataFrame) -> dict[str, str]:
+        """Earlier unmatched payments that are no item now: the words naming the invoice now linked."""
+        gone = earlier[(earlier["item"] == "transfer") & (earlier["status"] == "open")
+                       & ~earlier["alert_id"].isin(items["alert_id"])]
+        transfers = self.transfers
+        if gone.empty or transfers is None:
+            return {}
+        from tbml.features.reconciliation import LinkRule, link_transfers
+
+        r = self.config.reconciliation
+        ids = alert_ids(pd.Series("transfer", index=transfers.index), transfers["file_sha256"], transfers["source_row"])
+        rows = transfers[ids.isin(set(gone["alert_id"])).to_numpy()]
+        links = link_transfers(self.invoices, rows, LinkRule(r.amount_tolerance, r.window_before_days,
+                                                             r.window_after_days))
+        paths = {f["sha256"]: Path(f["path"]).name for f in self.files.values()}
+        out = {}
+        for alert_id, pos in zip(ids[rows.index], links["invoice_pos"].to_numpy()):
+            if pos < 0:
+                continue
+            invoice = self.invoices.iloc[pos]
+            where = paths.get(invoice["file_sha256"], "an earlier file")
+            out[alert_id] = (f"linked to invoice {invoice['invoice_id']} of {pd.Timestamp(invoice['date']).date()}, "
+                             f"which arrived in {where}")
+        return out
+
+    def _mark_duplicates(self, run_items: pd.DataFrame) -> None:
+        """Say, in the reasons of a new line, that its invoice id was declared before in another file."""
+        dup = self.duplicates
+        if dup is None or dup.empty or "invoice_id" not in run_items:
+            return
+        first = dup.drop_duplicates("invoice_id").set_index("invoice_id")
+        said = ("invoice id " + first.index.astype(str) + " was already declared in " + first["path"].map(
+            lambda p: Path(p).name) + " on " + pd.to_datetime(first["date"]).dt.strftime("%Y-%m-%d"))
+        new_sha = self.files["invoices"]["sha256"]
+        at = (run_items["item"] == "invoice") & (run_items["file_sha256"] == new_sha)
+        words = run_items.loc[at, "invoice_id"].astype(str).map(said)
+        has = words.notna()
+        idx = words.index[has]
+        before = run_items.loc[idx, "reasons"].fillna("").astype(str)
+        run_items.loc[idx, "reasons"] = np.where(before == "", words[has], words[has] + " | " + before)
+
+    def commit(self, manifest: dict) -> None:
+        """Store the new rows, the run and the alerts' changes: one transaction."""
+        files = [f for k, f in self.files.items() if not self.known.get(k)]
+        self.store.record_run(RunRecord(self.run_id, manifest, files, self.new_rows["invoices"],
+                                        self.new_rows.get("transfers"),
+                                        self.state.drop(columns=["change", "why"]), self.changes))
