@@ -20,7 +20,7 @@ from tbml.config import Config, load_config
 from tbml.errors import AllRowsQuarantinedError, OutputError, TBMLError
 from tbml.evaluate import compare
 from tbml.model import MIN_LINES_TO_JUDGE, TBMLModel
-from tbml.rollup import entity_rollup, network_rollup
+from tbml.rollup import rollup
 from tbml import registry
 from tbml.modelcard import write_model_card
 from tbml.fx import FxTable
@@ -275,10 +275,10 @@ def score_files(
     alerts = scored.alerts(config.fusion.alert_threshold)
     if history is not None:  # this run's items and alerts: the new rows, and earlier ones judged anew
         items, alerts = history.rejudge(items, config)
-        open_alerts = alerts[alerts["status"] != "resolved"]
-        entities, networks = entity_rollup(open_alerts), network_rollup(open_alerts)
-    else:
-        entities, networks = entity_rollup(alerts), network_rollup(alerts)
+    # open alerts roll up (a resolved one is decided); each of them gains its network
+    rolled = rollup(alerts[alerts["status"] != "resolved"] if history is not None else alerts, items)
+    alerts = alerts.assign(network=rolled.alerts["network"].reindex(alerts.index))
+    entities, networks = rolled.entities, rolled.networks
     stage("roll up", started)
 
     manifest = {**validation.manifest, "command": "score"}

@@ -30,7 +30,8 @@ from tbml.detectors.price import level_keys
 from tbml.features.pricing import period_keys
 from tbml.errors import TBMLError
 from tbml.io import write_atomic
-from tbml.rollup import entity_rollup, networks_and_members
+from tbml.networks import MAX_NETWORK_SIZE
+from tbml.rollup import ITEM_COLUMNS, corridors as _corridors, rollup
 from tbml.wording import GLOSSARY, TYPOLOGY_NAMES, number, price_unit, ratio, rule_name, typology_name, unit_name
 
 REPORT_NAME = "report.html"
@@ -129,7 +130,9 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
     shown = alerts.head(top)
     peers = _peer_lines(run_dir / "items.parquet", shown, config.get("pricing", {}).get("period", "quarter"))
     fitted_on_input = manifest.get("model") in (None, "fitted on the input")
-    networks, in_network = networks_and_members(alerts)
+    rolled = rollup(alerts, _parquet(run_dir / "items.parquet", _rollup_items))
+    in_network = dict(zip(rolled.entities["entity"], rolled.entities["network"]))
+    networks = rolled.networks
     return {
         "title": title or f"tbml alerts: {run_dir.resolve().name}",
         "manifest": manifest,
@@ -141,9 +144,10 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
         "by_corridor": bar_chart(_counts(_corridors(alerts), 12), "alerts by corridor"),
         "n_alerts": len(alerts), "n_top": len(shown),
         "top_alerts": [_alert_card(a, peers, currency, fitted_on_input) for a in shown.to_dict("records")],
-        "entities": entity_rollup(alerts).head(20).to_dict("records"),
+        "entities": rolled.entities.head(20).to_dict("records"),
         "networks": networks.head(15).to_dict("records"),
         "n_networks": len(networks),
+        "max_network_size": MAX_NETWORK_SIZE,
         "rings": [dict(r, network=", ".join(sorted({in_network[t] for t in r["traders"] if t in in_network})))
                   for r in _rings(run_dir / "items.parquet", alerts)],
         "model": _model_text(manifest),
@@ -152,6 +156,12 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
         "seconds": manifest.get("seconds", {}),
         "glossary": GLOSSARY,
     }
+
+
+def _rollup_items(path: Path) -> pd.DataFrame:
+    """The items' parties and values: the entity ranking counts each party's lines and volume in them."""
+    names = ds.dataset(path).schema.names
+    return pd.read_parquet(path, columns=[c for c in ITEM_COLUMNS if c in names])
 
 
 def _accounting(manifest: dict) -> list[dict]:
@@ -182,17 +192,6 @@ def _counts(values: pd.Series, n: int | None = None) -> list[tuple[str, int]]:
     counts = values[values.astype(str) != ""].value_counts()
     counts = counts.sort_index().sort_values(ascending=False, kind="stable")  # ties in name order: stable
     return [(str(k), int(v)) for k, v in (counts.head(n) if n else counts).items()]
-
-
-def _corridors(alerts: pd.DataFrame) -> pd.Series:
-    def pair(a, b):
-        left = alerts[a].astype("string") if a in alerts else pd.Series(pd.NA, index=alerts.index, dtype="string")
-        right = alerts[b].astype("string") if b in alerts else pd.Series(pd.NA, index=alerts.index, dtype="string")
-        return left + " → " + right
-    invoice = pair("exporter_country", "importer_country")
-    transfer = pair("payer_country", "payee_country")
-    is_invoice = alerts["item"] == "invoice"
-    return invoice.where(is_invoice, transfer + " (payment)").fillna("")
 
 
 def _model_text(manifest: dict) -> str:

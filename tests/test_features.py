@@ -13,7 +13,6 @@ from tbml.features.network import cycle_features
 from tbml.features.pricing import kg_per_unit_deviation, kg_per_unit_table
 from tbml.features.reconciliation import (
     LinkRule, PaymentRule, invoice_payment_features, link_transfers, shipment_features, transfer_features)
-from tbml.rollup import entity_rollup, network_rollup
 
 
 def invoices(rows):
@@ -230,17 +229,3 @@ def test_fusion_is_a_noisy_or_and_more_evidence_never_lowers_risk():
     assert money_component(np.array([0.0, 5.0]), 1.0, w).tolist() == pytest.approx([0.0, 0.5 * (1 - np.exp(-1))])
     risk = fuse(pd.DataFrame({"rule": [0.6, 0.6, 0.0], "price": [0.0, 0.5, 0.0]}))
     assert risk.tolist() == pytest.approx([60.0, 80.0, 0.0])
-
-
-def test_rollups_group_alerts_by_entity_and_network():
-    alerts = pd.DataFrame({
-        "importer_id": ["A", "A", "X"], "exporter_id": ["B", "C", "Y"], "payer_id": [None, None, None],
-        "risk": [90.0, 50.0, 40.0], "reporting_value": [100.0, 10.0, 5.0],
-        "suspected_typology": ["over_invoicing", "structuring", "circular_trade"],
-    })
-    entities = entity_rollup(alerts)
-    top = entities.iloc[0]
-    assert (top["entity"], top["alerts"], top["risk_sum"], top["value"]) == ("A", 2, 140.0, 110.0)
-    networks = network_rollup(alerts)
-    assert networks["entities"].tolist() == [3, 2] and networks["members"].iloc[0] == "A, B, C"
-    assert networks["risk_sum"].tolist() == [140.0, 40.0]
