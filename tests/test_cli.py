@@ -122,7 +122,7 @@ def test_score_ranks_alerts_with_reasons_and_accounts_for_every_row(runner, tmp_
     assert scored["transfers_unmatched"] + scored["transfers_settling_invoices"] == manifest["inputs"][1]["rows_accepted"]
     assert manifest["alerts"] == len(alerts)
     entities = pd.read_csv(out / "entities.csv")
-    assert entities["risk_sum"].is_monotonic_decreasing and entities["alerts"].min() >= 1
+    assert entities["suspicion"].is_monotonic_decreasing and entities["alerts"].min() >= 1
 
 
 def test_score_quarantines_bad_rows_and_scores_the_rest(runner, tmp_path):
