@@ -227,7 +227,7 @@ class TBMLModel:
         cycles["round_trip"] &= once
         parts = [invoices[[c for c in INVOICE_CONTEXT if c in invoices.columns] + _kept(invoices)],
                  price[PRICE_COLUMNS + [c for c in price.columns if c.endswith("_fence")]].rename(columns={}),
-                 price[["reason"]].rename(columns={"reason": "price_reason"}),
+                 _name_net_mass(price[["reason"]].rename(columns={"reason": "price_reason"}), invoices, price),
                  kg_per_unit_deviation(invoices, self.kg_per_unit_),
                  shipment_features(invoices, cfg.repeat_window_days),
                  entity, cycles]
@@ -265,6 +265,20 @@ class TBMLModel:
         items["item"] = "transfer"
         items["reporting_value"] = items["reporting_amount"]
         return items
+
+
+def _name_net_mass(reasons: pd.DataFrame, invoices: pd.DataFrame, price: pd.DataFrame) -> pd.DataFrame:
+    """Where a line's weight is its net mass (no gross weight given), its per-kg reason says so."""
+    if "weight_basis" not in invoices:
+        return reasons
+    net = (invoices["weight_basis"].astype("string") == "net").fillna(False).to_numpy()
+    per_kg = (price["driver"].astype("string") == "value_per_kg").fillna(False).to_numpy()
+    rows = net & per_kg
+    if rows.any():
+        reasons = reasons.copy()
+        reasons.loc[rows, "price_reason"] = reasons.loc[rows, "price_reason"].str.replace(
+            "value per kg", "value per kg of net mass", n=1, regex=False)
+    return reasons
 
 
 def _kept(frame: pd.DataFrame) -> list[str]:

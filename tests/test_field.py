@@ -180,3 +180,15 @@ def test_no_quantity_column_and_a_row_without_weight_is_quarantined_not_a_crash(
     assert loaded.stats["quarantine_reasons"] == {"no_quantity_or_weight": 1}
     assert loaded.quarantined["detail"].iloc[0] == "quantity='': neither quantity nor gross weight is given"
     assert any("no unit price can be formed" in note for note in loaded.stats["notes"])
+
+
+def test_a_price_judged_on_net_mass_says_so(tmp_path):
+    rows = ["invoice_id,date,importer_id,exporter_id,exporter_country,importer_country,hs_code,net_weight_kg,value,"
+            "currency"]
+    rows += [f"I{i},2026-03-{1 + i % 28:02d},IMP{i % 7},EXP{i % 5},CN,GB,720810,1000,{900 + (i % 9) * 10},USD"
+             for i in range(60)]
+    rows.append("X,2026-03-15,IMP1,EXP1,CN,GB,720810,1000,9000,USD")  # ten times its peers' value per kg
+    (tmp_path / "net.csv").write_text("\n".join(rows) + "\n")
+    items = score_files(tmp_path / "net.csv").items.set_index("invoice_id")
+    assert items.loc["X", "weight_basis"] == "net"
+    assert "value per kg of net mass" in items.loc["X", "price_reason"]

@@ -436,11 +436,13 @@ def _goods_amount_text(invoices: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
               else np.full(n, np.nan))
     unit = (invoices["quantity_unit"].astype("string").fillna("").to_numpy(dtype=object) if "quantity_unit" in invoices
             else np.full(n, "", dtype=object))
+    basis = (invoices["weight_basis"].astype("string").fillna("gross").to_numpy(dtype=object)
+             if "weight_basis" in invoices else np.full(n, "gross", dtype=object))
     for i in np.flatnonzero(rows):
         if not np.isnan(quantity[i]):
             out[i] = f"quantity {number(quantity[i])} {unit_name(unit[i], plural=True)}".rstrip()
         elif not np.isnan(weight[i]):
-            out[i] = f"{number(weight[i])} kg gross weight"
+            out[i] = f"{number(weight[i])} kg {basis[i]} weight"
     return out
 
 
