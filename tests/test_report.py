@@ -5,6 +5,7 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -99,6 +100,7 @@ def test_every_text_from_the_data_is_escaped(scored_run, tmp_path):
     assert [tag for tag, _ in page.tags].count("script") == 1  # only the page's own check
     assert not any(tag == "img" for tag, _ in page.tags)
     assert any(EVIL in chunk for chunk in page.text)  # shown to the reader as text, exactly
+    assert _dangling_links(page) == []  # links to a hostile entity name still land on its section
 
 
 def test_the_page_allows_only_its_own_script(scored_run, tmp_path):
@@ -202,3 +204,32 @@ def test_a_mirror_alert_shows_the_export_declaration_it_was_measured_against():
     facts = dict(report._facts(alert, True, "USD"))
     assert facts["export declaration"] == "100 USD with freight and insurance; this line declares 3x that"
     assert "export declaration" not in dict(report._facts({**alert, "mirror_value": float("nan")}, True, "USD"))
+
+
+def _dangling_links(page: _Page) -> list[str]:
+    hrefs = [attrs["href"] for tag, attrs in page.tags if tag == "a" and attrs.get("href", "").startswith("#")]
+    return [h for h in hrefs if unquote(h[1:]) not in page.ids]
+
+
+def test_every_alert_is_in_the_table_with_drill_down_to_its_entities_and_network(scored_run, tmp_path):
+    alerts = pd.read_parquet(scored_run / "alerts.parquet")
+    html = report.write_report(scored_run, out=tmp_path / "report.html", top=3).read_text(encoding="utf-8")
+    page = _Page(html)
+    rows = [attrs for tag, attrs in page.tags if tag == "tr" and attrs.get("id", "").startswith("row-")]
+    assert [r["id"] for r in rows] == [f"row-{k}" for k in alerts["rank"]]
+    assert _dangling_links(page) == []  # every alert, entity and network link lands on a section
+    first = alerts.iloc[0]
+    for party in (first["importer_id"], first["exporter_id"]):
+        assert f"entity-{party}" in page.ids and f'href="#entity-{party}"' in html
+    assert f"network-{first['network']}" in page.ids
+    section = html[html.index(f'id="entity-{first["importer_id"]}"'):]
+    assert f'href="#row-{first["rank"]}"' in section[:section.index("</details>")]  # the entity lists its alerts
+    assert "alerts by risk" in html and "alerts by month" in html and "scored 20" in html
+
+
+def test_the_table_says_when_it_is_cut(scored_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "MAX_TABLE_ROWS", 40)
+    n = len(pd.read_parquet(scored_run / "alerts.parquet"))
+    html = report.write_report(scored_run, out=tmp_path / "report.html").read_text(encoding="utf-8")
+    assert html.count('<tr id="row-') == 40
+    assert f"The first 40 of {n:,} alerts by rank; the other {n - 40:,} are in alerts.csv." in html
