@@ -301,7 +301,7 @@ def score_files(
     outputs: dict[str, Path] = {}
     if out_dir is not None:
         started = time.perf_counter()
-        tables = {"alerts_csv": ("alerts.csv", alerts), "alerts_parquet": ("alerts.parquet", alerts),
+        tables = {"alerts_csv": ("alerts.csv", alerts_for_csv(alerts)), "alerts_parquet": ("alerts.parquet", alerts),
                   "alerts_jsonl": ("alerts.jsonl", alerts), "items": ("items.parquet", items),
                   "entities": ("entities.csv", entities), "networks": ("networks.csv", networks)}
         tables |= {f"quarantine_{r.kind}": (f"quarantine_{r.kind}.csv", r.quarantined) for r in validation.results}
@@ -312,6 +312,20 @@ def score_files(
         history.commit(manifest)
         stage("write the store", started)
     return Scoring(alerts, items, entities, networks, validation, manifest, outputs, history)
+
+
+# alerts.csv is read by a person in a spreadsheet: what and why first, then who, then every measurement.
+CSV_LEADING_COLUMNS = ("rank", "risk", "suspected_typology", "reasons", "item", "invoice_id", "transfer_id", "date",
+                       "importer_id", "exporter_id", "payer_id", "payee_id", "third_party_id", "network")
+
+
+def alerts_for_csv(alerts: pd.DataFrame) -> pd.DataFrame:
+    """``alerts`` with ``CSV_LEADING_COLUMNS`` first and dates as YYYY-MM-DD (they hold no time of day);
+    alerts.parquet and alerts.jsonl keep the frame as it is."""
+    leading = [c for c in CSV_LEADING_COLUMNS if c in alerts.columns]
+    out = alerts[leading + [c for c in alerts.columns if c not in leading]]
+    dates = [c for c in out.columns if pd.api.types.is_datetime64_any_dtype(out[c])]
+    return out.assign(**{c: out[c].dt.strftime("%Y-%m-%d") for c in dates}) if dates else out
 
 
 def mark_rejected_invoices(transfers: pd.DataFrame, rejected: pd.DataFrame | None) -> pd.DataFrame:

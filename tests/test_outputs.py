@@ -32,6 +32,9 @@ def test_score_outputs_an_attackers_name_safely(tmp_path):
     out = tmp_path / "out"
     alerts_csv = pd.read_csv(out / "alerts.csv", dtype=str)
     assert alerts_csv["importer_id"].iloc[0] == "'" + EVIL  # a spreadsheet shows it, never runs it
+    # what and why first, then who; dates as dates
+    assert list(alerts_csv.columns[:6]) == ["rank", "risk", "suspected_typology", "reasons", "item", "invoice_id"]
+    assert alerts_csv["date"].iloc[0] == "2023-05-05"
     assert pd.read_parquet(out / "alerts.parquet")["importer_id"].iloc[0] == EVIL  # programs get it exactly
     lines = (out / "alerts.jsonl").read_text().splitlines()
     assert len(lines) == len(alerts_csv) and json.loads(lines[0])["importer_id"] == EVIL
