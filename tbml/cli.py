@@ -152,6 +152,68 @@ def init(folder, force):
     click.echo(f"use it with: tbml score FILE --config {folder}/config.yaml")
 
 
+def _console():
+    """A rich console wrapped to the terminal's width when stdout is one; None for a pipe or a file, which
+    get plain lines that scripts can read. rich is imported here: `tbml --help` does not wait for it."""
+    if not sys.stdout.isatty():
+        return None
+    from rich.console import Console
+
+    return Console()
+
+
+def _plain(text):
+    """Data shown as it is: rich would read "[bold]" in a name as markup."""
+    from rich.text import Text
+
+    return Text(str(text))
+
+
+def _print_alerts(alerts, console=None) -> None:
+    """The alerts with their reasons: a table wrapped to the terminal on ``console``, else a line each."""
+    has_status = "status" in alerts
+    if console is None:
+        for alert in alerts.itertuples(index=False):
+            name = alert.invoice_id if alert.item == "invoice" else alert.transfer_id
+            status = f" [{alert.status}]" if has_status else ""
+            if getattr(alert, "status", "") == "resolved":
+                click.echo(f"  {name}{status}: {alert.reasons}")
+                continue
+            click.echo(f"  #{alert.rank} {name} risk {alert.risk:.0f} ({typology_name(alert.suspected_typology)})"
+                       f"{status}: {alert.reasons}")
+        return
+    from rich.table import Table
+
+    table = Table(show_lines=True)
+    for name, justify in (("#", "right"), ("risk", "right"), ("item", "left"), ("typology", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    table.add_column("reasons", overflow="fold", min_width=min(60, console.width // 2))  # the part to read
+    if has_status:
+        table.add_column("status")
+    for alert in alerts.itertuples(index=False):
+        name = alert.invoice_id if alert.item == "invoice" else alert.transfer_id
+        reasons = "\n".join(f"- {r.strip()}" for r in str(alert.reasons).split(" | ") if r.strip())
+        row = [alert.rank, f"{alert.risk:.0f}", f"{alert.item}\n{name}", typology_name(alert.suspected_typology),
+               reasons] + ([alert.status] if has_status else [])
+        table.add_row(*[_plain(x) for x in row])
+    console.print(table)
+
+
+def _print_frame(frame, console=None) -> None:
+    """A small frame (models, versions) as a table wrapped to the terminal on ``console``, else as text."""
+    if console is None:
+        click.echo(frame.to_string(index=False))
+        return
+    from rich.table import Table
+
+    table = Table()
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[_plain("" if v is None else v) for v in row])
+    console.print(table)
+
+
 def _print_notes(stats: dict) -> None:
     """What a file lacked or held that tbml could not use: on stderr, beside the stage times."""
     for note in stats.get("notes", []):
@@ -248,14 +310,7 @@ def score(invoices, transfers, mapping, transfers_mapping, config, reference_pri
                    + (", ".join(f"{k} {v:,}" for k, v in changes.items()) or "unchanged"))
         for kind, known in m["store"]["already_in_store"].items():
             click.echo(f"  {kind}: already in the store (run {known}), not added again")
-    for alert in result.alerts.head(top).itertuples(index=False):
-        name = alert.invoice_id if alert.item == "invoice" else alert.transfer_id
-        status = f" [{alert.status}]" if "status" in result.alerts else ""
-        if getattr(alert, "status", "") == "resolved":
-            click.echo(f"  {name}{status}: {alert.reasons}")
-            continue
-        click.echo(f"  #{alert.rank} {name} risk {alert.risk:.0f} ({typology_name(alert.suspected_typology)}){status}: "
-                   f"{alert.reasons}")
+    _print_alerts(result.alerts.head(top), _console())
     for name, path in result.outputs.items():
         click.echo(f"{name}: {path}")
 
@@ -414,7 +469,7 @@ def models_show(name):
     """
     from tbml import registry
 
-    click.echo(registry.show_model(name).to_string(index=False))
+    _print_frame(registry.show_model(name), _console())
 
 
 @models.command("promote")

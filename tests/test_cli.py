@@ -187,3 +187,24 @@ def test_score_works_with_only_the_required_columns(runner, tmp_path):
     assert alerts["invoice_id"].iloc[0] == "M999" and "value per kg" in alerts["reasons"].iloc[0]
     skipped = json.loads((tmp_path / "out" / "manifest.json").read_text())["rules_skipped_for_missing_columns"]
     assert "paid_more_than_once" in skipped and "circular_trade" not in skipped
+
+
+def test_alerts_and_models_wrap_to_the_terminal_as_rich_tables():
+    import io
+
+    import pandas as pd
+    from rich.console import Console
+
+    from tbml.cli import _print_alerts, _print_frame
+
+    alerts = pd.DataFrame({"rank": [1], "item": ["invoice"], "invoice_id": ["INV[bold]1"], "transfer_id": [None],
+                           "risk": [91.4], "suspected_typology": ["over_invoicing"],
+                           "reasons": ["unit price 8.13x the median of 40 peers | " + "a long reason " * 12]})
+    out = io.StringIO()
+    _print_alerts(alerts, Console(file=out, width=70, force_terminal=False))
+    text = out.getvalue()
+    assert max(map(len, text.splitlines())) <= 70  # wrapped to the terminal, nothing cut
+    assert "INV[bold]1" in text and "over-invoicing" in text and "8.13x" in text and " 91 " in text
+    out = io.StringIO()
+    _print_frame(pd.DataFrame({"version": [1, 2], "aliases": ["champion", ""]}), Console(file=out, width=40))
+    assert "champion" in out.getvalue() and max(map(len, out.getvalue().splitlines())) <= 40
