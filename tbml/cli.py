@@ -526,6 +526,113 @@ def store_info(path, as_json):
     click.echo("  alerts: " + (", ".join(f"{status} {n:,}" for status, n in info["alerts"].items()) or "none"))
 
 
+@store_group.command("prune")
+@click.option("--before", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Delete rows dated before this day.")
+@click.option("--store", "path", type=click.Path(dir_okay=False, exists=True), required=True, help="The store file.")
+def store_prune(before, path):
+    """Delete invoices, transfers and alerts dated before a day, keeping decided alerts (confirmed or
+    dismissed), their history and the rows they refer to. One transaction.
+
+    \b
+    Example:
+      tbml store prune --before 2025-01-01 --store cases.duckdb
+    """
+    from tbml.store import Store
+
+    with Store.open(path, create=False) as store:
+        removed = store.prune(before)
+    click.echo(f"removed before {before.date()}: " + ", ".join(f"{n:,} {table}" for table, n in removed.items())
+               + "; decided alerts and their rows kept")
+
+
+@cli.group("review")
+def review_group():
+    """Investigators' decisions on the alerts of a case store.
+
+    \b
+    Example:
+      tbml review list --store cases.duckdb --status open --limit 20
+      tbml review decide A0123456789abcd dismissed --store cases.duckdb --note "known supplier" --by ana
+    """
+
+
+_STORE_OPTION = click.option("--store", "path", type=click.Path(dir_okay=False, exists=True), required=True,
+                             help="The store file.")
+
+
+@review_group.command("list")
+@_STORE_OPTION
+@click.option("--status", type=click.Choice(["open", "confirmed", "dismissed", "resolved"]), default=None,
+              help="Only alerts of this status.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+def review_list(path, status, limit):
+    """Alerts riskiest first: id, status, risk, item, date, typology, and the latest decision's reviewer.
+
+    \b
+    Example:
+      tbml review list --store cases.duckdb --status open --limit 20
+    """
+    from tbml import review
+
+    alerts = review.list_alerts(path, status, limit)
+    for a in alerts.itertuples():
+        decided = f"  [{a.reviewer or 'unnamed'}: {a.note}]" if isinstance(a.note, str) else ""
+        click.echo(f"{a.alert_id}  {a.status:<9} {a.risk:5.1f}  {a.item} {a.item_id}  {str(a.date)[:10]}  "
+                   f"{typology_name(a.typology) if isinstance(a.typology, str) else ''}{decided}")
+    click.echo(f"{len(alerts):,} alert(s)" + (f" {status}" if status else ""))
+
+
+@review_group.command("decide")
+@click.argument("alert_id")
+@click.argument("decision", type=click.Choice(["confirmed", "dismissed"]))
+@_STORE_OPTION
+@click.option("--note", default=None, help="Why: kept with the decision.")
+@click.option("--by", "by", default=None, help="Who decided.")
+def review_decide(alert_id, decision, path, note, by):
+    """Confirm or dismiss an alert. It keeps the decision when raised again; a dismissed alert reopens
+    only when its risk rises 15 points or a new typology is suspected.
+
+    \b
+    Example:
+      tbml review decide A0123456789abcd confirmed --store cases.duckdb --note "no such shipment" --by ana
+    """
+    from tbml import review
+
+    alert = review.decide(path, alert_id, decision, note=note, by=by)
+    click.echo(f"{alert_id}: {alert['status']} ({alert['item']} {alert['item_id']}, risk {alert['risk']:.0f})")
+
+
+@review_group.command("export")
+@_STORE_OPTION
+@click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, help="The CSV to write.")
+def review_export(path, out):
+    """Write every decision (alert_id, invoice_id, transfer_id, decision, note, reviewer, date) as CSV.
+
+    \b
+    Example:
+      tbml review export --store cases.duckdb -o decisions.csv
+    """
+    from tbml import review
+
+    click.echo(f"{review.export_decisions(path, out):,} decision(s) written to {out}")
+
+
+@review_group.command("import")
+@click.argument("decisions", type=click.Path(dir_okay=False, exists=True))
+@_STORE_OPTION
+def review_import(decisions, path):
+    """Take the decisions of a CSV (alert_id, or invoice_id / transfer_id; decision; note, reviewer, date
+    optional). A bad row stops the import with its line and column, and nothing is written.
+
+    \b
+    Example:
+      tbml review import decisions.csv --store cases.duckdb
+    """
+    from tbml import review
+
+    click.echo(f"{review.import_decisions(decisions, path):,} decision(s) taken from {decisions}")
+
+
 def main() -> None:
     cli(prog_name="tbml")
 

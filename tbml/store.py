@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +35,15 @@ import tbml
 from tbml.errors import TBMLError
 from tbml.schema import INVOICE_COLUMNS, TRANSFER_COLUMNS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: investigators' decisions (a version-1 store is migrated on open)
 # A risk moving by at least this many points (or a new suspected typology) is a change worth a line in an
 # alert's history; smaller moves (the forest refitted on one more day) only update the current risk.
 CHANGE_POINTS = 10.0
+# A dismissed alert comes back (re-raised, open again) only when its risk rises at least this far above its
+# risk when dismissed, or a typology other than the one dismissed is suspected: smaller moves are the same
+# judgement an investigator already weighed.
+REOPEN_POINTS = 15.0
+DECISIONS = ("confirmed", "dismissed")
 # Test-only: with this set to a file path, ``record_run`` creates that file and sleeps inside its
 # transaction, so a test can kill the process mid-ingest (tests/test_store.py).
 PAUSE_ENV = "TBML_TEST_PAUSE_IN_TRANSACTION"
@@ -45,6 +51,10 @@ PAUSE_ENV = "TBML_TEST_PAUSE_IN_TRANSACTION"
 
 class StoreError(TBMLError):
     """The store cannot be opened or written: locked by another run, another schema version, not a store."""
+
+
+class _NeedsMigration(Exception):
+    """A store of an older schema opened read-only (internal: ``Store.open`` migrates it first)."""
 
 
 _SQL_TYPE = {"number": "DOUBLE", "date": "TIMESTAMP", "bool": "BOOLEAN"}
@@ -69,6 +79,12 @@ PROVENANCE = {"file_sha256": "VARCHAR NOT NULL", "source_row": "BIGINT NOT NULL"
 ALERT_COLUMNS = ["alert_id", "item", "item_id", "file_sha256", "source_row", "date", "risk", "typology", "reasons",
                  "status", "first_seen_run", "last_seen_run", "last_changed_run"]
 HISTORY_COLUMNS = ["alert_id", "run_id", "risk", "typology", "change", "why"]
+DECISION_COLUMNS = ["alert_id", "decision", "note", "reviewer", "decided_at", "run_id", "risk", "typology"]
+_DECISIONS_TABLE = ("CREATE TABLE decisions (alert_id VARCHAR NOT NULL, decision VARCHAR NOT NULL, note VARCHAR,"
+                    " reviewer VARCHAR, decided_at TIMESTAMP NOT NULL, run_id VARCHAR NOT NULL, risk DOUBLE,"
+                    " typology VARCHAR)")
+# Each migration takes a store from the version before it to this one; run in order, in one transaction.
+_MIGRATIONS = {2: [_DECISIONS_TABLE]}
 
 
 def _schema() -> list[str]:
@@ -88,6 +104,7 @@ def _schema() -> list[str]:
         " last_changed_run VARCHAR NOT NULL)",
         "CREATE TABLE alert_history (alert_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, risk DOUBLE,"
         " typology VARCHAR, change VARCHAR NOT NULL, why VARCHAR)",
+        _DECISIONS_TABLE,
         "CREATE INDEX invoices_date ON invoices (date)",
         "CREATE INDEX transfers_date ON transfers (date)",
         "CREATE INDEX invoices_id ON invoices (invoice_id)",
@@ -145,6 +162,10 @@ class Store:
         store = cls(path, con, read_only)
         try:
             store._check_schema()
+        except _NeedsMigration:
+            con.close()  # an older store read-only: migrate it once with a writing connection, then read
+            cls.open(path).close()
+            return cls.open(path, read_only=True)
         except BaseException:
             con.close()
             raise
@@ -168,11 +189,39 @@ class Store:
         if row is None:
             raise StoreError(f"{self.path}: is a DuckDB file but not a tbml store (no schema version)")
         version = int(row[0])
+        if version < SCHEMA_VERSION and all(v in _MIGRATIONS for v in range(version + 1, SCHEMA_VERSION + 1)):
+            if self.read_only:
+                raise _NeedsMigration(version)
+            self._migrate(version)
+            return
         if version != SCHEMA_VERSION:
             newer = "a newer tbml; upgrade tbml" if version > SCHEMA_VERSION else \
                 "an older tbml; this tbml has no migration for it yet, so start a new store"
             raise StoreError(f"{self.path}: store schema version {version}, this tbml reads version "
                              f"{SCHEMA_VERSION}: it was written by {newer}")
+
+    def _migrate(self, version: int) -> None:
+        """Bring a store of an older schema to this one: every step or none (one transaction)."""
+        with self._transaction():
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[step]:
+                    self.con.execute(statement)
+            self.con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+
+    @contextmanager
+    def _transaction(self):
+        """All the statements of the block or none: a crash (even kill -9) leaves the store as it was."""
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only")
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self._unregister()
 
     def close(self) -> None:
         self.con.close()
@@ -205,12 +254,38 @@ class Store:
             " JOIN wanted_ids w ON i.invoice_id = w.invoice_id JOIN files f ON f.sha256 = i.file_sha256"
             " ORDER BY i.invoice_id, i.date").df()
 
+    # the latest decision of each alert, with the risk and typology it was taken on
+    _LATEST_DECISION = ("LEFT JOIN (SELECT alert_id, risk AS decided_risk, typology AS decided_typology,"
+                        " row_number() OVER (PARTITION BY alert_id ORDER BY decided_at DESC) AS latest"
+                        " FROM decisions) d ON d.alert_id = a.alert_id AND d.latest = 1")
+
     def alerts(self, file_sha256s: list[str] | None = None) -> pd.DataFrame:
-        """Current alerts, all or those of rows from the given files."""
+        """Current alerts, all or those of rows from the given files, each with ``decided_risk`` and
+        ``decided_typology`` of its latest decision (empty when undecided)."""
+        select = f"SELECT a.*, d.decided_risk, d.decided_typology FROM alerts a {self._LATEST_DECISION}"
         if file_sha256s is None:
-            return self.con.execute("SELECT * FROM alerts").df()
+            return self.con.execute(select).df()
         self._put("wanted_files", pd.DataFrame({"sha256": pd.Series(file_sha256s, dtype=object)}))
-        return self.con.execute("SELECT a.* FROM alerts a JOIN wanted_files w ON a.file_sha256 = w.sha256").df()
+        return self.con.execute(f"{select} JOIN wanted_files w ON a.file_sha256 = w.sha256").df()
+
+    def review_list(self, status: str | None = None, limit: int | None = None) -> pd.DataFrame:
+        """Alerts for an investigator, riskiest first: all, or those of one status (open, confirmed,
+        dismissed, resolved), with their latest decision's note, reviewer and date."""
+        frame = self.con.execute(
+            "SELECT a.alert_id, a.status, a.risk, a.item, a.item_id, a.date, a.typology, d.note, d.reviewer,"
+            " d.decided_at, a.reasons FROM alerts a LEFT JOIN (SELECT alert_id, note, reviewer, decided_at,"
+            " row_number() OVER (PARTITION BY alert_id ORDER BY decided_at DESC) AS latest FROM decisions) d"
+            " ON d.alert_id = a.alert_id AND d.latest = 1 WHERE (? IS NULL OR a.status = ?)"
+            " ORDER BY a.risk DESC NULLS LAST, a.alert_id LIMIT ?",
+            [status, status, limit if limit is not None else 2**62]).df()
+        return frame
+
+    def decisions(self) -> pd.DataFrame:
+        """Every decision taken, oldest first, with the alert's item and item id."""
+        return self.con.execute(
+            "SELECT d.alert_id, a.item, a.item_id, d.decision, d.note, d.reviewer, d.decided_at, d.run_id, d.risk,"
+            " d.typology FROM decisions d LEFT JOIN alerts a ON a.alert_id = d.alert_id"
+            " ORDER BY d.decided_at, d.alert_id").df()
 
     def alert_history(self, alert_id: str | None = None) -> pd.DataFrame:
         if alert_id is None:
@@ -238,10 +313,7 @@ class Store:
 
     def record_run(self, run: RunRecord) -> None:
         """Add the run, its files and rows, and the alerts' changes, in one transaction: all or nothing."""
-        if self.read_only:
-            raise StoreError(f"{self.path}: opened read-only")
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             self.con.execute("INSERT INTO runs VALUES (?, ?, ?, ?)",
                              [run.run_id, pd.Timestamp.now().to_pydatetime(), tbml.__version__,
                               json.dumps(run.manifest, default=str)])
@@ -263,12 +335,63 @@ class Store:
             if os.environ.get(PAUSE_ENV):
                 Path(os.environ[PAUSE_ENV]).touch()
                 time.sleep(60)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            self._unregister()
+
+    def record_decisions(self, decisions: pd.DataFrame) -> int:
+        """Store investigators' decisions (alert_id, decision, note, reviewer, decided_at), each on the
+        alert's current risk and typology: the alert takes the decision as its status and a line in its
+        history. All or none (one transaction); an unknown alert id is a ``StoreError``. Returns the count."""
+        wanted = decisions[["alert_id", "decision", "note", "reviewer", "decided_at"]].reset_index(drop=True)
+        wanted = wanted.assign(position=np.arange(len(wanted)), decided_at=pd.to_datetime(wanted["decided_at"]))
+        for column in ("alert_id", "decision", "note", "reviewer"):
+            wanted[column] = wanted[column].astype(object).where(wanted[column].notna(), None)
+        with self._transaction():
+            self._put("new_decisions", wanted)
+            missing = self.con.execute("SELECT n.alert_id FROM new_decisions n LEFT JOIN alerts a"
+                                       " ON a.alert_id = n.alert_id WHERE a.alert_id IS NULL ORDER BY n.position"
+                                       " LIMIT 1").fetchone()
+            if missing:
+                raise StoreError(f"{self.path}: no alert {missing[0]} in the store (`tbml review list` shows them)")
+            self.con.execute(
+                f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) SELECT n.alert_id, n.decision, n.note,"
+                " n.reviewer, n.decided_at, a.last_seen_run, a.risk, a.typology FROM new_decisions n"
+                " JOIN alerts a ON a.alert_id = n.alert_id ORDER BY n.position")
+            self.con.execute(
+                f"INSERT INTO alert_history ({', '.join(HISTORY_COLUMNS)}) SELECT n.alert_id, a.last_seen_run, a.risk,"
+                " a.typology, n.decision, n.decision || ' by ' || coalesce(n.reviewer, 'unnamed reviewer')"
+                " || ' on ' || strftime(n.decided_at, '%Y-%m-%d') || coalesce(': ' || n.note, '')"
+                " FROM new_decisions n JOIN alerts a ON a.alert_id = n.alert_id ORDER BY n.position")
+            # the latest decision of each alert sets its status
+            self.con.execute(
+                "UPDATE alerts SET status = l.decision FROM (SELECT alert_id, decision, row_number() OVER"
+                " (PARTITION BY alert_id ORDER BY decided_at DESC, position DESC) AS latest FROM new_decisions) l"
+                " WHERE l.alert_id = alerts.alert_id AND l.latest = 1")
+        return len(wanted)
+
+    def prune(self, before: pd.Timestamp) -> dict[str, int]:
+        """Delete invoices, transfers and alerts (with their history) dated before ``before``, keeping
+        every decided alert (confirmed or dismissed, or ever decided), its history and the row it refers to.
+        Files and runs stay, so a pruned file given again is still known. One transaction; returns the
+        counts removed per table."""
+        cutoff = pd.Timestamp(before).to_pydatetime()
+        kept = ("(SELECT alert_id, item, file_sha256, source_row FROM alerts WHERE status IN ('confirmed', 'dismissed')"
+                " OR alert_id IN (SELECT alert_id FROM decisions))")
+        removed = {}
+        with self._transaction():
+            self.con.execute(f"CREATE TEMP TABLE kept_alerts AS {kept}")
+            old_alerts = ("SELECT alert_id FROM alerts WHERE date < ? AND alert_id NOT IN"
+                          " (SELECT alert_id FROM kept_alerts)")
+            removed["alert_history"] = self.con.execute(
+                f"DELETE FROM alert_history WHERE alert_id IN ({old_alerts})", [cutoff]).fetchone()[0]
+            removed["alerts"] = self.con.execute(
+                "DELETE FROM alerts WHERE date < ? AND alert_id NOT IN (SELECT alert_id FROM kept_alerts)",
+                [cutoff]).fetchone()[0]
+            for kind, item in (("invoices", "invoice"), ("transfers", "transfer")):
+                removed[kind] = self.con.execute(
+                    f"DELETE FROM {_table(kind)} WHERE date < ? AND NOT EXISTS (SELECT 1 FROM kept_alerts k"
+                    f" WHERE k.item = ? AND k.file_sha256 = {kind}.file_sha256"
+                    f" AND k.source_row = {kind}.source_row)", [cutoff, item]).fetchone()[0]
+            self.con.execute("DROP TABLE kept_alerts")
+        return removed
 
     def _insert_rows(self, kind: str, frame: pd.DataFrame, run_id: str) -> None:
         columns = PROVENANCE | ROW_COLUMNS[kind]
@@ -328,11 +451,17 @@ def alert_changes(items: pd.DataFrame, earlier: pd.DataFrame, threshold: float, 
     prior = before.reindex(now["alert_id"])
     was_open = (prior["status"] == "open").to_numpy()
     was_resolved = (prior["status"] == "resolved").to_numpy()
+    was_decided = prior["status"].isin(DECISIONS).to_numpy()
+    was_known = was_open | was_resolved | was_decided
     is_new_row = now["file_sha256"].isin(list(new_files)).to_numpy()
     moved = (np.abs(now["risk"].to_numpy() - prior["risk"].to_numpy(dtype=float)) >= CHANGE_POINTS) | \
         (now["typology"].to_numpy() != prior["typology"].to_numpy())
-    change = np.select([is_new_row & ~was_open & ~was_resolved, ~was_open & ~was_resolved, was_resolved,
-                        was_open & moved], ["new", "raised", "re-raised", "changed"], "")
+    decided_risk = _column(prior, "decided_risk").to_numpy(dtype=float)
+    decided_typology = _column(prior, "decided_typology").to_numpy(dtype=object)
+    comes_back = (prior["status"] == "dismissed").to_numpy() & (
+        (now["risk"].to_numpy() - decided_risk >= REOPEN_POINTS) | (now["typology"].to_numpy() != decided_typology))
+    change = np.select([is_new_row & ~was_known, ~was_known, was_resolved | comes_back,
+                        (was_open | was_decided) & moved], ["new", "raised", "re-raised", "changed"], "")
     evidence = "; ".join(new_files.values())
     first_reason = now["reasons"].fillna("").astype(str).str.split(" | ", regex=False).str[0].to_numpy(dtype=object)
     was = prior["risk"].to_numpy(dtype=float)
@@ -342,7 +471,13 @@ def alert_changes(items: pd.DataFrame, earlier: pd.DataFrame, threshold: float, 
                      "changed": f"risk {before:.0f} -> {after:.0f} ({typology}) with {evidence}"}.get(c, "")
                     for c, reason, before, after, typology in zip(change, first_reason, was, now["risk"],
                                                                   now["typology"])], dtype=object)
-    now["status"] = "open"
+    why = np.where(comes_back, [f"dismissed at risk {d:.0f} ({dt}), now {r:.0f} ({t}) with {evidence}: "
+                                + (f"risk rose {REOPEN_POINTS:.0f} points or more" if r - d >= REOPEN_POINTS
+                                   else "another typology")
+                                for d, dt, r, t in zip(decided_risk, decided_typology, now["risk"], now["typology"])],
+                   why) if len(now) else why
+    # a decision stands when the alert is raised again; a dismissed alert reopens only as said above
+    now["status"] = np.where(was_decided & ~comes_back, prior["status"].to_numpy(dtype=object), "open")
     now["first_seen_run"] = prior["first_seen_run"].fillna(run_id).to_numpy()
     now["last_seen_run"] = run_id
     now["last_changed_run"] = np.where(change != "", run_id, prior["last_changed_run"].fillna(run_id).to_numpy())
@@ -366,6 +501,10 @@ def alert_changes(items: pd.DataFrame, earlier: pd.DataFrame, threshold: float, 
     history = pd.DataFrame({"alert_id": changed["alert_id"], "run_id": run_id, "risk": changed["risk"],
                             "typology": changed["typology"], "change": changed["change"], "why": changed["why"]})
     return state, history
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series(np.nan, index=frame.index)
 
 
 # Trader profiles (chapters a trader deals in, first dealings between two traders) read this far back.
