@@ -48,7 +48,7 @@ from tbml.report import REPORT_NAME, render, write_report
 from tbml.wording import typology_name
 
 LOG = logging.getLogger("tbml.batch")
-_KEYS = {"name", "base_dir", "inputs", "output", "model", "config", "alert_budget", "strict", "read"}
+_KEYS = {"name", "base_dir", "inputs", "output", "model", "config", "alert_budget", "strict", "read", "store"}
 _INPUT_KEYS = {"invoices", "transfers", "mapping", "transfers_mapping"}
 _READ_KEYS = {"encoding", "delimiter", "date_format"}
 _INDEX_COLUMNS = ["rank", "item", "invoice_id", "transfer_id", "risk", "suspected_typology", "reasons"]
@@ -73,6 +73,7 @@ class BatchJob:
     alert_budget: int = 25
     strict: bool = False
     read: dict = field(default_factory=dict)
+    store: Path | None = None  # a case store: files are judged against it, earliest first
 
 
 @dataclass
@@ -124,7 +125,7 @@ def load_job(path: str | Path) -> BatchJob:
         inputs.append(BatchInput(**entry))
     if not isinstance(data.get("name"), (str, int, type(None))) or isinstance(data.get("name"), bool):
         raise ConfigError(f"{path}: 'name' must be text, not {data['name']!r}")
-    for key in ("base_dir", "output", "model", "config"):
+    for key in ("base_dir", "output", "model", "config", "store"):
         _text(path, data.get(key), key, optional=key != "output")
     budget = data.get("alert_budget", 25)
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
@@ -144,7 +145,8 @@ def load_job(path: str | Path) -> BatchJob:
     return BatchJob(name=str(data.get("name") or path.stem), inputs=tuple(inputs), output=base / str(data["output"]),
                     base_dir=base, model=_model_path(base, data.get("model")),
                     config=str(base / data["config"]) if data.get("config") else None,
-                    alert_budget=budget, strict=strict, read=dict(read))
+                    alert_budget=budget, strict=strict, read=dict(read),
+                    store=base / str(data["store"]) if data.get("store") else None)
 
 
 def _text(path: Path, value, key: str, optional: bool) -> None:
@@ -189,6 +191,9 @@ def run_batch(job: BatchJob | str | Path, force: bool = False) -> BatchResult:
             model = registry.load(job.model)
             LOG.info("model %s", json.dumps(model_info, sort_keys=True))
         planned, outcomes = _plan(job)
+        if job.store:
+            planned = _in_date_order(job, planned, config)
+            LOG.info("store %s: files in date order: %s", job.store, ", ".join(str(p[1]) for p in planned))
         for number, (run_id, invoices, transfers, entry) in enumerate(planned, start=1):
             LOG.info("[%d/%d] %s", number, len(planned), invoices)
             outcomes.append(_run_file(job, run_id, invoices, transfers, entry, config, model, model_info, force))
@@ -275,6 +280,23 @@ def _plan(job: BatchJob) -> tuple[list[tuple[str, Path, Path | None, BatchInput]
     return [(run_id, *item) for run_id, item in zip(ids, found)], missing
 
 
+def _in_date_order(job: BatchJob, planned: list, config) -> list:
+    """With a store, each file must be judged after the files it follows: by its earliest accepted date,
+    then its name. A file that cannot be read goes last, and fails there with its reason."""
+    from tbml.ingest import load_invoices
+
+    def first_date(item):
+        _, invoices, _, entry = item
+        try:
+            dates = load_invoices(invoices, mapping=_resolve(job, entry.mapping), config=config,
+                                  **job.read).accepted["date"]
+        except TBMLError:
+            return pd.Timestamp.max, str(invoices)
+        return (dates.min() if len(dates) else pd.Timestamp.max), str(invoices)
+
+    return sorted(planned, key=first_date)
+
+
 def _run_ids(paths: list[Path]) -> list[str]:
     """Readable, unique, stable names: each path below the folder all of them share, without suffix."""
     if not paths:
@@ -311,7 +333,12 @@ def _run_file(job, run_id, invoices, transfers, entry, config, model, model_info
         result = score_files(invoices, transfers, mapping=_resolve(job, entry.mapping),
                              transfers_mapping=_resolve(job, entry.transfers_mapping), config=config,
                              out_dir=staged, strict=job.strict, model=model, model_info=model_info,
-                             progress=lambda line: LOG.info("  %s", line), **job.read)
+                             progress=lambda line: LOG.info("  %s", line), store=job.store, **job.read)
+        if not result.outputs and result.manifest.get("store", {}).get("already_in_store"):
+            known = ", ".join(sorted(set(result.manifest["store"]["already_in_store"].values())))
+            outcome.status, outcome.reason = "up to date", f"already in the store (run {known})"
+            LOG.info("  up to date: already in the store %s (run %s)", job.store, known)
+            return outcome
         manifest = result.manifest
         manifest["outputs"] = {k: str(final / Path(v).name) for k, v in manifest["outputs"].items()}
         manifest["outputs"]["report"] = str(final / REPORT_NAME)

@@ -321,7 +321,7 @@ def _alert_card(alert: dict, peers: pd.DataFrame, currency: str, fitted_on_input
     is_invoice = alert.get("item") == "invoice"
     card = {
         "rank": alert["rank"], "risk": alert["risk"], "typology": alert.get("suspected_typology", ""),
-        "item": alert.get("item", ""),
+        "item": alert.get("item", ""), "status": alert.get("status") or "",  # with a store: new, seen before...
         "id": alert.get("invoice_id") if is_invoice else alert.get("transfer_id"),
         "reasons": [r.strip() for r in str(alert.get("reasons", "")).split(" | ") if r.strip()],
         "rules": [r for r in str(alert.get("rules_hit") or "").split(",") if r],

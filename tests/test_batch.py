@@ -163,7 +163,7 @@ def test_a_trained_model_scores_every_file_and_is_named(incoming, tmp_path):
     ("inputs: [a.csv]\n", "'output' is required"),
     ("inputs: a.csv\noutput: out\n", "'inputs' must be a list"),
     ("inputs: [a.csv]\noutput: out\noutptu: x\n", "unknown key 'outptu' (known: alert_budget, base_dir, config, "
-                                                  "inputs, model, name, output, read, strict)"),
+                                                  "inputs, model, name, output, read, store, strict)"),
     ("inputs: [{transfers: t.csv}]\noutput: out\n", "inputs[0] needs 'invoices' (a path or a glob)"),
     ("inputs: [a.csv]\noutput: out\nalert_budget: 0\n", "'alert_budget' must be a whole number >= 1, not 0"),
     ("inputs: [a.csv\n", "not valid YAML"),

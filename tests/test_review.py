@@ -179,3 +179,31 @@ def test_prune_keeps_decided_alerts_and_their_rows(two_days, day1_store):
     assert row == (1 if old["item"] == "invoice" else 0) or old["item"] == "transfer"
     assert left == counts["invoices"] - older + (old["item"] == "invoice")
     assert f"{older - (old['item'] == 'invoice'):,} invoices" in result.output
+
+
+def test_a_batch_job_with_a_store_scores_files_in_date_order_and_marks_statuses(two_days, tmp_path):
+    from tbml.batch import load_job, run_batch
+
+    for folder, day in (("a-later", "2"), ("b-earlier", "1")):  # by name the later day would come first
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "invoices.csv").write_bytes((two_days / f"inv{day}.csv").read_bytes())
+        (tmp_path / folder / "transfers.csv").write_bytes((two_days / f"tr{day}.csv").read_bytes())
+    job = tmp_path / "job.yaml"
+    job.write_text("name: nightly\ninputs:\n  - invoices: '*/invoices.csv'\n    transfers: '{parent}/transfers.csv'\n"
+                   "output: out\nstore: cases.duckdb\n")
+    result = run_batch(job)
+    assert [f.run_id for f in result.files] == ["b-earlier-invoices", "a-later-invoices"]
+    assert [f.status for f in result.files] == ["scored", "scored"]
+    first = pd.read_csv(tmp_path / "out/runs/b-earlier-invoices/alerts.csv")
+    second = pd.read_csv(tmp_path / "out/runs/a-later-invoices/alerts.csv")
+    assert set(first["status"]) == {"new"}
+    assert "new" in set(second["status"]) and set(second["status"]) - {"new"}  # earlier alerts re-judged
+    assert "[new]</span>" in (tmp_path / "out/runs/b-earlier-invoices/report.html").read_text()
+    with Store.open(tmp_path / "cases.duckdb", read_only=True) as opened:
+        assert opened.info()["runs"] == 2
+    again = run_batch(job, force=True)  # every file already in the store: nothing added
+    assert [f.status for f in again.files] == ["up to date", "up to date"]
+    assert again.files[0].reason.startswith("already in the store (run ")
+    job.write_text("inputs: [x.csv]\noutput: out\nstore: 3\n")
+    with pytest.raises(TBMLError, match="'store' must be text"):
+        load_job(job)
