@@ -376,8 +376,9 @@ def invoice_payment_features(invoices: pd.DataFrame, transfers: pd.DataFrame, tf
                       under_paid=("under_amount", "sum"), under_first=("under_lag", "min"),
                       under_last=("under_lag", "max"))
     # every line of a commercial invoice shows how that invoice was paid (its payments link to its first line)
-    out = agg.reindex(_first_line_of_invoice(invoices))
-    value = value[_first_line_of_invoice(invoices)]
+    first = _first_line_of_invoice(invoices)
+    out = agg.reindex(first)
+    value = value[first]
     out.index = invoices.index
     counts = ["n_payments", "n_full_payments", "n_full_referenced", "n_near_threshold", "structuring_count"]
     out[counts] = out[counts].fillna(0).astype(np.int64)
