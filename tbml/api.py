@@ -3,6 +3,7 @@ outputs atomically, and returns what it did."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import platform
@@ -262,6 +263,11 @@ def score_files(
             trained = registry.load(model)
         stage("load model", started)
         started = time.perf_counter()
+        # how many alerts, and how many explored, is the team's choice today, not the trainer's
+        trained = copy.copy(trained)
+        trained.config = dataclasses.replace(trained.config, fusion=dataclasses.replace(
+            trained.config.fusion, budget=config.fusion.budget, max_alert_share=config.fusion.max_alert_share,
+            explore_share=config.fusion.explore_share, alert_threshold=config.fusion.alert_threshold))
         scored = trained.score(accepted, accepted_transfers)
         drifted = trained.drift(scored)
         if drifted["drift"]:
@@ -272,7 +278,7 @@ def score_files(
         stage("fit and score", started)
     started = time.perf_counter()
     items = scored.items
-    alerts = scored.alerts(config.fusion.alert_threshold)
+    alerts = scored.alerts()
     if history is not None:  # this run's items and alerts: the new rows, and earlier ones judged anew
         items, alerts = history.rejudge(items, config)
     # open alerts roll up (a resolved one is decided); each of them gains its network
@@ -291,6 +297,17 @@ def score_files(
     manifest["drift"] = drifted if model is not None else None
     manifest["alerts"] = int(len(alerts)) if history is None else int((alerts["status"] != "resolved").sum())
     manifest["alert_threshold"] = config.fusion.alert_threshold
+    manifest["budget"] = {"budget": config.fusion.budget, "max_alert_share": config.fusion.max_alert_share,
+                          "explored": int((alerts.get("selected_by", pd.Series(dtype=object)) == "exploration").sum())}
+    manifest["evidence_tempered"] = scored.tempered
+    ranker = getattr(trained, "supervised_", None) if model is not None else None
+    manifest["risk_bands"] = (ranker.bands_ if ranker is not None and ranker.bands_ else
+                              _percentile_bands(scored.items["risk"].to_numpy(dtype=float)))
+    if scored.tempered:
+        validation.results[0].stats.setdefault("notes", []).append(
+            "evidence common in this file counted for less: " + "; ".join(
+                f"{name} on {100 * t['share']:.1f}% of items, at {100 * t['factor']:.0f}% of its weight"
+                for name, t in scored.tempered.items()))
     manifest["rules_skipped_for_missing_columns"] = scored.skipped_rules
     manifest["seconds"] = timings
     manifest["judged"] = scored.note or "prices, profiles and red-flag rules"
@@ -312,6 +329,14 @@ def score_files(
         history.commit(manifest)
         stage("write the store", started)
     return Scoring(alerts, items, entities, networks, validation, manifest, outputs, history)
+
+
+def _percentile_bands(risk: np.ndarray) -> list[dict]:
+    """Without labels, what a risk means is where it ranks: the risk at the top 0.5%, 1%, 2%, 5%, 10%."""
+    if not len(risk):
+        return []
+    return [{"top": f"{share * 100:g}%", "risk_from": round(float(np.quantile(risk, 1 - share)), 2)}
+            for share in (0.005, 0.01, 0.02, 0.05, 0.10)]
 
 
 # alerts.csv is read by a person in a spreadsheet: what and why first, then who, then every measurement.
@@ -346,13 +371,18 @@ def mark_rejected_invoices(transfers: pd.DataFrame, rejected: pd.DataFrame | Non
 def train_files(invoices, transfers=None, *, config=None, name: str = registry.DEFAULT_NAME,
                 alias: str = "challenger", experiment: str = "tbml", mapping=None, transfers_mapping=None,
                 save: str | Path | None = None, register: bool = True, data_source: str | None = None,
+                supervised: bool = False, labels: str | Path | None = None, progress=None,
                 **read_overrides) -> dict:
     """Fit the chain on the files and register it in MLflow: config as params, data fingerprints as tags,
     evaluation metrics when the files are labelled (score distribution otherwise), the reference tables
     as Parquet, the model card, and the model as a new version of ``name`` tagged ``alias``, described by
     its training data. With ``save``, also write the chain and the card to that folder; ``register=False``
     skips MLflow. ``data_source`` says in words what the files are (the card and the version repeat it);
-    without it, tbml says only what it can tell (see ``tbml.modelcard.describe_training``)."""
+    without it, tbml says only what it can tell (see ``tbml.modelcard.describe_training``).
+
+    With ``supervised``, a ranker also learns from the labels (the files' own ``is_laundering``, or
+    ``labels``: a labels file, or "store:PATH" for a case store's decisions; see ``tbml.labels``) and the
+    model's risk fuses it with the unsupervised evidence (see ``tbml.supervised``)."""
     from tbml.modelcard import describe_training
 
     config = config if isinstance(config, Config) else load_config(config)
@@ -362,18 +392,35 @@ def train_files(invoices, transfers=None, *, config=None, name: str = registry.D
     accepted_transfers = validation.results[1].accepted if len(validation.results) > 1 else None
     if accepted_transfers is not None:
         accepted_transfers = mark_rejected_invoices(accepted_transfers, validation.results[0].rejected_keys)
+    label_source = "the files' own labels"
+    if labels is not None:
+        from tbml.labels import label_files
+
+        accepted, accepted_transfers, label_source = label_files(accepted, accepted_transfers, labels,
+                                                                 progress or (lambda line: None))
     if len(accepted) < MIN_LINES_TO_JUDGE:  # a model that learned peers from a handful of lines misjudges all
         raise TBMLError(f"{invoices}: {len(accepted):,} accepted invoice line(s) are too few to train a model "
                         f"on; give at least {MIN_LINES_TO_JUDGE}")
     started = time.perf_counter()
     model = TBMLModel(config)
-    scored = model.fit_score(accepted, accepted_transfers)
+    if supervised:
+        if "is_laundering" not in accepted or not accepted["is_laundering"].notna().any():
+            raise TBMLError(f"{invoices}: --supervised needs labels: an is_laundering column (map an inspection "
+                            f"outcome onto it) or --labels FILE")
+        model.fit_supervised(accepted, accepted_transfers, label_source=label_source)
+        scored = model.score(accepted, accepted_transfers)
+    else:
+        scored = model.fit_score(accepted, accepted_transfers)
     fit_seconds = time.perf_counter() - started
     items = scored.items
-    metrics = {"fit_seconds": round(fit_seconds, 3), "alert_rate": float((items["risk"] >= config.fusion.alert_threshold).mean())}
+    metrics = {"fit_seconds": round(fit_seconds, 3), "alert_rate": float(items["alert"].mean())}
     metrics |= {f"risk_p{q}": float(items["risk"].quantile(q / 100)) for q in (50, 90, 99)}
     evaluation = None
-    if "is_laundering" in items:
+    if supervised:
+        ranker = model.supervised_
+        metrics |= {"supervised_alpha": ranker.alpha_, "supervised_rounds": float(ranker.rounds_),
+                    "labelled_lines": float(ranker.trained_on_["lines"])}
+    if "is_laundering" in items and items["is_laundering"].notna().all():
         evaluation = compare(items, accepted, accepted_transfers)
         figures = evaluation["methods"]["tbml"]
         metrics |= {k.replace("@", "_at_").replace("%", "pct"): v for k, v in figures.items()
@@ -386,6 +433,9 @@ def train_files(invoices, transfers=None, *, config=None, name: str = registry.D
     training = describe_training([r.stats for r in validation.results], "is_laundering" in accepted,
                                  validation.manifest["fx_rates"], config.ingest.reporting_currency, data_source)
     info: dict = {"rows": int(len(accepted)), "metrics": metrics, "training": training}
+    if supervised:
+        info["supervised"] = {**model.supervised_.trained_on_, "held_out": model.supervised_.held_out_,
+                              "bands": model.supervised_.bands_, "alpha": model.supervised_.alpha_}
     if save is not None:
         model.save(save)
         info["card"] = str(write_model_card(save, training, metrics))
@@ -407,10 +457,61 @@ def _flatten(data: dict, prefix: str = "") -> dict:
     return out
 
 
-def evaluate_files(invoices, transfers=None, *, config=None, **kwargs) -> dict:
-    """Score labelled files (fit on themselves) and measure tbml against both baselines on the same items."""
+def evaluate_files(invoices, transfers=None, *, config=None, test=None, test_transfers=None, split_date=None,
+                   **kwargs) -> dict:
+    """Score labelled files (fit on themselves) and measure tbml against both baselines on the same items.
+
+    With ``test`` (and ``test_transfers``), or ``split_date`` (the files' lines before it train, the rest
+    test): tbml is trained on the earlier files with their labels and scores the later ones, and the
+    unsupervised, supervised and fused risks are measured there beside a plain gradient-boosting
+    classifier on the raw columns and the IQR filter (``tbml.evaluate.compare_supervised``)."""
+    if test is not None or split_date is not None:
+        return _evaluate_later(invoices, transfers, test, test_transfers, split_date, config, **kwargs)
     result = score_files(invoices, transfers, config=config, **kwargs)
     if "is_laundering" not in result.items:
         raise TBMLError(f"{invoices}: no is_laundering column: evaluation needs labelled data")
     transfers_accepted = result.validation.results[1].accepted if len(result.validation.results) > 1 else None
     return compare(result.items, result.validation.results[0].accepted, transfers_accepted)
+
+
+def _evaluate_later(invoices, transfers, test, test_transfers, split_date, config, progress=None, **kwargs) -> dict:
+    from tbml.evaluate import compare_supervised
+
+    say = progress or (lambda line: None)
+    config = config if isinstance(config, Config) else load_config(config)
+    kwargs.pop("reference_prices", None)
+    train = validate_files(invoices, transfers, config=config, **kwargs)
+    inv, tr = train.results[0].accepted, (train.results[1].accepted if len(train.results) > 1 else None)
+    if split_date is not None:
+        if test is not None:
+            raise TBMLError("give either a test file or --split-date, not both")
+        cut = pd.Timestamp(split_date)
+        test_inv, inv = inv[inv["date"] >= cut], inv[inv["date"] < cut]
+        test_tr, tr = (tr[tr["date"] >= cut], tr[tr["date"] < cut]) if tr is not None else (None, None)
+        if inv.empty or test_inv.empty:
+            raise TBMLError(f"{invoices}: --split-date {split_date} leaves no invoice line on one side "
+                            f"(the lines run {train.results[0].stats.get('date_range', ['?', '?'])[0]} to "
+                            f"{train.results[0].stats.get('date_range', ['?', '?'])[-1]})")
+    else:
+        later = validate_files(test, test_transfers, config=config, **kwargs)
+        test_inv = later.results[0].accepted
+        test_tr = later.results[1].accepted if len(later.results) > 1 else None
+    for frame, name in ((inv, invoices), (test_inv, test if test is not None else invoices)):
+        if "is_laundering" not in frame or not frame["is_laundering"].notna().any():
+            raise TBMLError(f"{name}: no is_laundering labels: evaluation needs labelled data")
+    if tr is not None:
+        tr = mark_rejected_invoices(tr, train.results[0].rejected_keys)
+    started = time.perf_counter()
+    model = TBMLModel(config).fit_supervised(inv, tr, label_source="the training files' labels")
+    say(f"trained on {len(inv):,} lines: {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    items = model.score(test_inv, test_tr).items
+    say(f"scored {len(test_inv):,} later lines: {time.perf_counter() - started:.1f} s")
+    result = compare_supervised(items, test_inv, inv, test_tr)
+    result["train"] = {"lines": int(len(inv)), "labelled": int(inv["is_laundering"].notna().sum()),
+                       "from": str(inv["date"].min().date()), "to": str(inv["date"].max().date())}
+    result["test"] = {"lines": int(len(test_inv)), "from": str(test_inv["date"].min().date()),
+                      "to": str(test_inv["date"].max().date())}
+    result["supervised"] = {"alpha": model.supervised_.alpha_, "rounds": model.supervised_.rounds_,
+                            "bands": model.supervised_.bands_}
+    return result

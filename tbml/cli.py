@@ -104,7 +104,13 @@ def _input_options(func):
 @click.option("--mirror-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of shipments that also get the exporting side's declaration (mirror data).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-def generate(out_dir, n_invoices, seed, sample, laundering_rate, typologies, mirror_share, fmt):
+@click.option("--world", "world", multiple=True, metavar="KEY=VALUE",
+              help="Change a knob of the generated world (repeatable): chapter_spread, high_risk_weight, ref_share, "
+                   "split_share, parent_share, cash_share. Measures tbml on worlds its defaults never saw.")
+@click.option("--declarants", type=click.Choice(["none", "listed", "fraud"]), default="none", show_default=True,
+              help="Add declarant_id and customs_office; 'fraud' also labels lines misdeclared by who declared "
+                   "them and where, not by price.")
+def generate(out_dir, n_invoices, seed, sample, laundering_rate, typologies, mirror_share, fmt, world, declarants):
     """Write labelled synthetic invoices and transfers with injected TBML typologies.
 
     \b
@@ -118,6 +124,15 @@ def generate(out_dir, n_invoices, seed, sample, laundering_rate, typologies, mir
         kwargs["mirror_share"] = mirror_share
     if sample:
         kwargs["sample"] = sample
+    if world:
+        from tbml.synth.habits import Habits
+
+        try:
+            kwargs["habits"] = Habits.parse(world)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    if declarants != "none":
+        kwargs["declarants"] = declarants
     summary = api.generate_files(out_dir, n_invoices, seed, laundering_rate, fmt, **kwargs)
     mirrored = summary["export_declarations"]
     lines = f"{summary['n_invoices']:,} invoices" + (f" ({mirrored:,} of them export declarations)" if mirrored else "")
@@ -255,6 +270,26 @@ def validate(invoices, transfers, mapping, transfers_mapping, config, out_dir, s
         click.echo(f"{name}: {path}")
 
 
+def _with_selection(config, budget, explore):
+    """The config with --budget and --explore applied (each a fusion setting), checked as the config is."""
+    if budget is None and explore is None:
+        return config
+    import dataclasses
+
+    from tbml.budget import parse_budget
+    from tbml.config import load_config
+    from tbml.errors import ConfigError
+
+    loaded = load_config(config)
+    try:
+        parse_budget(budget)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).replace("fusion.budget: ", ""), param_hint="--budget") from None
+    fusion = dataclasses.replace(loaded.fusion, **({"budget": budget} if budget is not None else {}),
+                                 **({"explore_share": explore} if explore is not None else {}))
+    return dataclasses.replace(loaded, fusion=fusion)
+
+
 def _score_options(func):
     func = click.option("--reference-prices", type=click.Path(dir_okay=False),
                         help="External unit values (CSV/Parquet) for goods your file has too few lines of.")(func)
@@ -271,8 +306,14 @@ def _score_options(func):
 @click.option("--store", type=click.Path(dir_okay=False), default=None,
               help="A case store (DuckDB file, created if absent): judge the files with the history it holds, "
               "re-judge earlier alerts, and keep the rows, the run and the alerts' changes.")
+@click.option("--budget", default=None, metavar="N|P%",
+              help="How many alerts: a number (500) or a share of the items (1%). Default: fusion.budget (auto: "
+                   "items at risk >= 30, at most 5% of them).")
+@click.option("--explore", type=click.FloatRange(0, 0.5), default=None,
+              help="Share of the alerts spent on exploration (default fusion.explore_share: 0.1 with a supervised "
+                   "model, else 0).")
 def score(invoices, transfers, mapping, transfers_mapping, config, reference_prices, model, out_dir, top, strict,
-          store, **read):
+          store, budget, explore, **read):
     """Rank invoice lines and payments by laundering risk (0-100), each with its reasons.
 
     No trained model is needed: peer prices and trader profiles come from the files themselves. Writes
@@ -288,6 +329,7 @@ def score(invoices, transfers, mapping, transfers_mapping, config, reference_pri
     """
     from tbml import api
 
+    config = _with_selection(config, budget, explore)
     result = api.score_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                              config=config, out_dir=out_dir, strict=strict, reference_prices=reference_prices,
                              model=model, store=store,
@@ -301,8 +343,12 @@ def score(invoices, transfers, mapping, transfers_mapping, config, reference_pri
         click.echo(f"{s['path']}: {s['rows_in']:,} rows in, {s['rows_accepted']:,} scored, "
                    f"{s['rows_quarantined']:,} quarantined")
         _print_notes(s)
-    click.echo(f"{m['alerts']:,} alerts at risk >= {m['alert_threshold']:g}; "
-               f"{len(result.entities):,} entities and {len(result.networks):,} networks involved")
+    chosen = m["budget"]["budget"]
+    explored = m["budget"]["explored"]
+    how = (f"at risk >= {m['alert_threshold']:g} (at most {100 * m['budget']['max_alert_share']:g}% of the items)"
+           if str(chosen) == "auto" else f"by the budget {chosen}")
+    click.echo(f"{m['alerts']:,} alerts {how}" + (f", {explored:,} of them explored" if explored else "")
+               + f"; {len(result.entities):,} entities and {len(result.networks):,} networks involved")
     if "store" in m:
         changes = m["store"].get("alert_changes", {})
         click.echo(f"store {m['store']['path']}: run {m['store']['run_id']}; "
@@ -318,21 +364,44 @@ def score(invoices, transfers, mapping, transfers_mapping, config, reference_pri
 @cli.command()
 @_score_options
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
-def evaluate(invoices, transfers, mapping, transfers_mapping, config, reference_prices, as_json, **read):
+@click.option("--test", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A later labelled invoices file: train on INVOICES (with labels), measure on this one.")
+@click.option("--test-transfers", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="The later period's transfers, with --test.")
+@click.option("--split-date", default=None, metavar="YYYY-MM-DD",
+              help="Train on the lines before this date, measure on the rest.")
+def evaluate(invoices, transfers, mapping, transfers_mapping, config, reference_prices, as_json, test,
+             test_transfers, split_date, **read):
     """Measure tbml against labelled data, side by side with the plain IQR price filter and an isolation
     forest on the raw columns: precision and recall at 0.5/1/2/5% budgets, PR-AUC, ROC-AUC,
     value-weighted recall, and PR-AUC per typology. The files need is_laundering and typology columns.
+
+    With --test (or --split-date), tbml learns from the earlier files' labels and is measured on the later
+    ones: unsupervised, supervised and fused tbml beside a plain gradient-boosting classifier on the raw
+    columns and the IQR filter.
 
     \b
     Example:
       tbml generate --invoices 200000 --seed 1 -o data/eval
       tbml evaluate data/eval/invoices.csv --transfers data/eval/transfers.csv
+      tbml evaluate data/eval/invoices.csv --transfers data/eval/transfers.csv --split-date 2023-07-01
     """
     from tbml import api
     from tbml.evaluate import table
 
+    if test_transfers and not test:
+        raise click.UsageError("--test-transfers needs --test")
+    if split_date:
+        import pandas as pd
+        try:
+            pd.Timestamp(split_date)
+        except ValueError:
+            raise click.BadParameter(f"{split_date!r} is not a date (YYYY-MM-DD)", param_hint="--split-date") from None
     result = api.evaluate_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
-                                config=config, reference_prices=reference_prices, **read)
+                                config=config, reference_prices=reference_prices, test=test,
+                                test_transfers=test_transfers, split_date=split_date,
+                                **({"progress": lambda line: click.echo(f"  {line}", err=True)} if test or split_date
+                                   else {}), **read)
     click.echo(json.dumps(result) if as_json else table(result))
 
 
@@ -401,9 +470,15 @@ def batch(job, force):
 @click.option("--no-register", is_flag=True, help="Do not log to MLflow (with --save: a local model only).")
 @click.option("--data-source", default=None,
               help="What the files are, in words, for the model card and the version's description.")
+@click.option("--supervised", is_flag=True,
+              help="Also learn from labels (is_laundering in the files, or --labels) and fuse what they teach "
+                   "with the unsupervised evidence.")
+@click.option("--labels", default=None, metavar="FILE|store:PATH",
+              help="Labels for --supervised: a CSV/Parquet file (id, label[, typology]), or store:cases.duckdb "
+                   "for investigators' decisions (confirmed = laundering, dismissed = not).")
 @read_options
 def train(invoices, transfers, mapping, transfers_mapping, config, name, alias, experiment, save, no_register,
-          data_source, **read):
+          data_source, supervised, labels, **read):
     """Fit the whole chain on reference files and register it in MLflow as a new version.
 
     The run records the config, data fingerprints (sha256, rows, dates), metrics (evaluation figures
@@ -421,7 +496,14 @@ def train(invoices, transfers, mapping, transfers_mapping, config, name, alias, 
 
     info = api.train_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
                            config=config, name=name, alias=alias, experiment=experiment, save=save,
-                           register=not no_register, data_source=data_source, **read)
+                           register=not no_register, data_source=data_source, supervised=supervised or bool(labels),
+                           labels=labels, progress=lambda line: click.echo(f"  {line}", err=True), **read)
+    if "supervised" in info:
+        s = info["supervised"]
+        click.echo(f"learned from {s['lines']:,} labelled lines ({s['laundering']:,} laundering; {s['source']}); "
+                   f"checked on the latest {s['held_out']['lines']:,} of them; unsupervised weight {s['alpha']:g}")
+        for band in s["bands"]:
+            click.echo(f"  risk {band['band']}: {band['lines']:,} held-out lines, {100 * band['precision']:.0f}% laundering")
     pr = info["metrics"].get("pr_auc")
     if pr is not None:
         click.echo(f"PR-AUC on the training files: {pr:.3f}")

@@ -140,6 +140,17 @@ class FusionConfig:
     high: float = field(default=0.6, metadata=_weight())
     medium: float = field(default=0.35, metadata=_weight())
     low: float = field(default=0.1, metadata=_weight())
+    # How many alerts: a number (500), a share of the items scored ("1%"), or "auto": the items at or above
+    # alert_threshold, at most max_alert_share of them (see tbml/budget.py).
+    budget: str | int = field(default="auto", metadata={"check": {"budget": True}})
+    max_alert_share: float = field(default=0.05, metadata=check(0.0, 1.0, low_open=True))
+    # Share of the alerts spent on exploration: "auto" is 0.1 with a supervised ranker, 0 without one.
+    explore_share: str | float = field(default="auto", metadata=check(0.0, 0.5, choices=("auto",)))
+    # Evidence that fires on at most this share of the items keeps its weight; more common evidence counts
+    # for less (see tbml/budget.py temper). 1 turns tempering off.
+    common_evidence_share: float = field(default=0.05, metadata=check(0.0, 1.0, low_open=True))
+    # With a supervised ranker: the least weight the unsupervised risk keeps in the fused risk.
+    unsupervised_floor: float = field(default=0.2, metadata=_weight())
 
 
 @dataclass(frozen=True)
@@ -209,6 +220,11 @@ def _coerce(hint: Any, raw: Any, where: str, rule: dict):
             raise ConfigError(f"{where}: {raw!r} is not one of {', '.join(map(str, choices))}")
     if rule.get("currency"):
         return _currency(raw, where)
+    if rule.get("budget"):
+        from tbml.budget import parse_budget
+
+        parse_budget(raw if not isinstance(raw, str) else raw)  # raises naming fusion.budget
+        return raw
     for kind in allowed:
         if kind is str and choices:
             continue  # a text must be one of the choices, checked above

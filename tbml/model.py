@@ -11,14 +11,16 @@ the scored file's own links between its invoices and transfers.
 
 from __future__ import annotations
 
+import dataclasses
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from tbml import drift
 from tbml.config import Config
+from tbml.budget import choose, temper
 from tbml.detectors.forest import ForestDetector
 from tbml.detectors.fusion import (
     forest_component, forest_reasons, fuse, money_component, money_reasons, price_component, ranked_reasons)
@@ -64,9 +66,15 @@ class Scored:
     items: pd.DataFrame  # every invoice line and unmatched transfer, ranked by risk
     skipped_rules: list[str]
     note: str = ""  # what could not be judged, in words for the console and the manifest
+    # evidence that fired on too large a share of the items to keep its weight: name -> share, factor
+    tempered: dict = field(default_factory=dict)
 
-    def alerts(self, threshold: float) -> pd.DataFrame:
-        return self.items[self.items["risk"] >= threshold]
+    def alerts(self, threshold: float | None = None) -> pd.DataFrame:
+        """The items chosen as alerts (``alert``: by the budget, see ``tbml.budget``), or with ``threshold``
+        those at or above that risk."""
+        if threshold is None and "alert" in self.items:
+            return self.items[self.items["alert"].to_numpy(dtype=bool)]
+        return self.items[self.items["risk"] >= (threshold if threshold is not None else 30.0)]
 
 
 class TBMLModel:
@@ -83,7 +91,8 @@ class TBMLModel:
         """``fit`` then ``score`` on the same files, building every feature and forest score once."""
         links = self._links(invoices, transfers)
         items, strangeness = self._fit(invoices, transfers, links)
-        return self._rank(items, self._transfer_items(transfers, links), strangeness)
+        return self._rank(items, self._transfer_items(transfers, links), strangeness,
+                          n_transfers=len(transfers) if transfers is not None else 0)
 
     def _fit(self, invoices, transfers, links) -> tuple[pd.DataFrame, np.ndarray]:
         """Fit every part; return the fitted lines' items and their forest anomaly scores."""
@@ -108,6 +117,49 @@ class TBMLModel:
         self.forest_quantiles_ = np.quantile(strangeness, np.linspace(0, 1, 1001))
         return items, strangeness
 
+    def learn_labels(self, items: pd.DataFrame, labelled=None, label_source: str = "labels") -> TBMLModel:
+        """Learn a supervised ranker (``tbml.supervised``) from ``items`` scored by this model, where
+        labelled (default: every item whose ``is_laundering`` is not blank); later scores fuse it in."""
+        from tbml.supervised import SupervisedRanker
+
+        self.supervised_ = None  # the ranker learns from the unsupervised evidence alone
+        self.supervised_ = SupervisedRanker(seed=self.config.forest.random_state,
+                                            alpha_floor=self.config.fusion.unsupervised_floor,
+                                            label_source=label_source).fit(items, labelled)
+        return self
+
+    def fit_supervised(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None = None,
+                       label_source: str = "labels") -> TBMLModel:
+        """Fit the chain on the files, then a supervised ranker on their labelled items, each item scored by
+        a chain that did not see it (``out_of_sample_items``): the ranker learns how the evidence looks
+        on new files, which is where it will be used. (Measured on a generated year, labels on the first
+        half, scored on the second: PR-AUC of the fused risk 0.56 when the ranker learned from in-sample
+        items, 0.70 from out-of-sample ones; the unsupervised risk alone 0.49.)"""
+        self.fit(invoices, transfers)
+        return self.learn_labels(self.out_of_sample_items(invoices, transfers), label_source=label_source)
+
+    def out_of_sample_items(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None = None,
+                            folds: int = 2) -> pd.DataFrame:
+        """Every item scored the way a new file will be: the lines are cut into ``folds`` periods by date and
+        each period is scored by a chain fitted on the others. A ranker trained on these sees the evidence
+        as it looks on lines the chain never fitted (prices judged against other periods' peers, the
+        forest's percentile among other lines), as it will when scoring; in-sample items flatter it."""
+        dates = invoices["date"].to_numpy(dtype="datetime64[ns]")
+        cuts = np.quantile(dates.astype("int64"), np.linspace(0, 1, folds + 1)[1:-1]).astype("datetime64[ns]")
+        period = np.searchsorted(cuts, dates, side="right")
+        t_period = (np.searchsorted(cuts, transfers["date"].to_numpy(dtype="datetime64[ns]"), side="right")
+                    if transfers is not None else None)
+        parts = []
+        for k in range(folds):
+            mine, rest = period == k, period != k
+            if mine.sum() < MIN_LINES_TO_JUDGE or rest.sum() < MIN_LINES_TO_JUDGE:
+                return self.fit_score(invoices, transfers).items  # too few lines to cut: in-sample it is
+            chain = TBMLModel(dataclasses.replace(self.config, fusion=dataclasses.replace(self.config.fusion,
+                                                                                          budget="auto")))
+            chain.fit(invoices[rest], transfers[t_period != k] if transfers is not None else None)
+            parts.append(chain.score(invoices[mine], transfers[t_period == k] if transfers is not None else None).items)
+        return pd.concat(parts, ignore_index=True)
+
     def drift(self, scored: Scored) -> dict:
         """How far the invoices behind ``scored`` moved from the training data (see ``tbml.drift``)."""
         invoices = scored.items[scored.items["item"] == "invoice"]
@@ -130,14 +182,15 @@ class TBMLModel:
     def score(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None = None) -> Scored:
         """Every invoice line and unmatched transfer, ranked by risk, with reasons."""
         links = self._links(invoices, transfers)
-        return self._rank(self._invoice_items(invoices, transfers, links), self._transfer_items(transfers, links))
+        return self._rank(self._invoice_items(invoices, transfers, links), self._transfer_items(transfers, links),
+                          n_transfers=len(transfers) if transfers is not None else 0)
 
     def _links(self, invoices, transfers):
         if not hasattr(self, "high_risk_"):
             self.high_risk_ = load_high_risk(self.config.reconciliation.high_risk_jurisdictions)
         return self._transfer_links(invoices, transfers) if transfers is not None and len(transfers) else None
 
-    def _rank(self, inv_items: pd.DataFrame, tr_items: pd.DataFrame, strangeness=None) -> Scored:
+    def _rank(self, inv_items: pd.DataFrame, tr_items: pd.DataFrame, strangeness=None, n_transfers: int = 0) -> Scored:
         cfg = self.config
         inv_items = inv_items.copy()
         if strangeness is None:
@@ -199,7 +252,20 @@ class TBMLModel:
             texts[rule.name] = text
             typologies[rule.name] = pd.Series(rule.typology, index=items.index)
         frame = pd.DataFrame(components, index=items.index)
-        items["risk"] = np.round(fuse(frame), 2)
+        # a share of the payments, not of the unmatched ones alone: every unmatched payment is an item
+        frame, tempered = temper(frame, items["item"].to_numpy(), cfg.fusion.common_evidence_share,
+                                 totals={"transfer": max(n_transfers, int(len(tr_items)))})
+        unsupervised = fuse(frame)
+        items["risk_unsupervised"] = np.round(unsupervised, 2)
+        ranker = getattr(self, "supervised_", None)
+        if ranker is not None:
+            from tbml.supervised import fused
+
+            items["supervised_probability"] = np.round(ranker.predict(items), 4)
+            items["risk"] = np.round(100 * fused(items["supervised_probability"].to_numpy(), unsupervised / 100,
+                                                 ranker.alpha_), 2)
+        else:
+            items["risk"] = items["risk_unsupervised"]
         reasons, typology = ranked_reasons(frame, texts, typologies)
         items["reasons"] = reasons
         items["suspected_typology"] = typology
@@ -210,7 +276,45 @@ class TBMLModel:
         items = items.sort_values(["risk", "fence_distance"], ascending=[False, False], kind="stable",
                                   key=lambda s: s.abs() if s.name == "fence_distance" else s)
         items.insert(0, "rank", np.arange(1, len(items) + 1))
-        return Scored(items.reset_index(drop=True), skipped, note)
+        items = self._select(items.reset_index(drop=True), ranker)
+        return Scored(items, skipped, note, tempered)
+
+    def _select(self, items: pd.DataFrame, ranker) -> pd.DataFrame:
+        """Mark the alerts (``alert``, ``selected_by``) by the budget, write the supervised ranker's reasons for
+        them, and each item's ``risk_percentile`` (the share of items scored below it)."""
+        cfg = self.config.fusion
+        risk = items["risk"].to_numpy(dtype=float)
+        explore = cfg.explore_share if cfg.explore_share != "auto" else (0.1 if ranker is not None else 0.0)
+        score = ranker.exploration(items) if ranker is not None and explore else None
+        segment = items["hs2"].astype("string").fillna(items["item"].astype("string")).to_numpy() \
+            if "hs2" in items else items["item"].to_numpy()
+        alert, selected = choose(risk, threshold=cfg.alert_threshold, budget=cfg.budget, max_share=cfg.max_alert_share,
+                                 explore_share=explore, explore_score=score, segment=segment)
+        items["alert"] = alert
+        items["selected_by"] = selected
+        items["risk_percentile"] = np.round(100 * (pd.Series(risk).rank(method="min").to_numpy() - 1) / max(len(items), 1), 2)
+        rows = np.flatnonzero(alert)
+        reasons = items["reasons"].to_numpy(dtype=object).copy()
+        typology = items["suspected_typology"].to_numpy(dtype=object).copy()
+        if ranker is not None and len(rows):
+            p = items["supervised_probability"].to_numpy(dtype=float)
+            said = ranker.reasons(items, rows, p, currency=self.config.ingest.reporting_currency)
+            u = items["risk_unsupervised"].to_numpy(dtype=float) / 100
+            for i, text in zip(rows, said):
+                first = p[i] >= ranker.alpha_ * u[i] or not reasons[i]
+                reasons[i] = text if not reasons[i] else (f"{text} | {reasons[i]}" if first else f"{reasons[i]} | {text}")
+                typology[i] = typology[i] or "learned_pattern"
+        explored = rows[selected[rows] == "exploration"]
+        if len(explored):
+            why = (ranker.exploration_reasons(items.iloc[explored]) if ranker is not None else
+                   [f"explored: no other alert is in {_segment_words(segment[i])}; among its riskiest items"
+                    for i in explored])
+            for i, text in zip(explored, why):
+                reasons[i] = text + (f" | {reasons[i]}" if reasons[i] else "")
+                typology[i] = typology[i] or "exploration"
+        items["reasons"] = reasons
+        items["suspected_typology"] = typology
+        return items
 
     # ---- items -------------------------------------------------------------------------------------
 
@@ -265,6 +369,11 @@ class TBMLModel:
         items["item"] = "transfer"
         items["reporting_value"] = items["reporting_amount"]
         return items
+
+
+def _segment_words(segment) -> str:
+    text = str(segment)
+    return f"HS chapter {text}" if text.isdigit() else f"the {text}s"
 
 
 def _name_net_mass(reasons: pd.DataFrame, invoices: pd.DataFrame, price: pd.DataFrame) -> pd.DataFrame:

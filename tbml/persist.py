@@ -93,6 +93,9 @@ def save_model(model, folder: str | Path) -> Path:
                    "feature_names_in": [str(c) for c in forest.feature_names_in_],
                    "max_samples": trees.max_samples},
     }
+    if getattr(model, "supervised_", None) is not None:
+        model.supervised_.save(folder / "supervised")
+        state["supervised"] = model.supervised_.trained_on_
     (folder / "model.json").write_text(json.dumps(state, indent=1, default=_plain))
     return folder
 
@@ -131,6 +134,13 @@ def load_model(folder: str | Path):
     model.kg_per_unit_ = _table(folder, "kg_per_unit.parquet")
     model.price_ = _price(folder, state)
     model.forest_ = _forest(folder, state)
+    if state.values.get("supervised") is not None:  # a ranker learned from labels (tbml.supervised)
+        part = folder / "supervised"
+        if part.is_symlink() or not part.is_dir():
+            raise TBMLError(f"{where}: says the model learned from labels, but {part} is not a folder")
+        from tbml.supervised import SupervisedRanker
+
+        model.supervised_ = SupervisedRanker.load(part)
     return model
 
 

@@ -45,6 +45,8 @@ INVOICE_COLUMNS: tuple[Column, ...] = (
     Column("transport_mode", "text", False),
     Column("port_of_loading", "text", False),
     Column("port_of_discharge", "text", False),
+    Column("declarant_id", "id", False, "who lodged the declaration (customs broker or the trader itself)"),
+    Column("customs_office", "id", False, "the customs office of the declaration"),
 )
 
 TRANSFER_COLUMNS: tuple[Column, ...] = (
@@ -60,7 +62,8 @@ TRANSFER_COLUMNS: tuple[Column, ...] = (
     Column("channel", "channel", False, "wire, lc, cash, exchange_house, ..."),
 )
 
-# Labels travel with synthetic data and investigator feedback; they are carried through, never required.
+# Labels travel with synthetic data, inspection results and investigator feedback; they are carried through,
+# never required. A blank is_laundering is unlabelled (not inspected), never "clean".
 LABEL_COLUMNS: tuple[Column, ...] = (
     Column("is_laundering", "label"),
     Column("typology", "label"),

@@ -33,7 +33,8 @@ from tbml.schema import (
 )
 
 _REASON_ORDER = {code: i for i, code in enumerate(REJECT_REASONS)}
-_TRUE = {"true", "1", "yes", "y", "t"}
+_TRUE = {"true", "1", "yes", "y", "t", "1.0"}
+_FALSE = {"false", "0", "no", "n", "f", "0.0"}
 _NON_FINITE_TEXT = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 # What spreadsheets and databases write for "no value" (pandas' and pyarrow's defaults, lower-cased): a missing
 # value in every column but a country code, where "NA" is Namibia.
@@ -189,8 +190,7 @@ def validate(mapped: pd.DataFrame, mapping: Mapping, config: IngestConfig, path)
             problems.add("missing_field", col.name, ~present)
         clean[col.name] = values
     if "is_laundering" in mapped.columns:
-        flag = _text(mapped["is_laundering"]).str.lower()
-        clean["is_laundering"] = flag.isin(_TRUE).fillna(False).to_numpy()
+        clean["is_laundering"] = _labels(mapped["is_laundering"], path, mapping)
     if "typology" in mapped.columns:
         clean["typology"] = _text(mapped["typology"]).fillna("")
     for name in mapped.columns:
@@ -202,6 +202,29 @@ def validate(mapped: pd.DataFrame, mapping: Mapping, config: IngestConfig, path)
     problems.add("duplicate_id", id_col, ids.notna().to_numpy() & ids.duplicated(keep="first").to_numpy())
     _check_constants(mapping, problems, n)
     return Validated(clean, problems, repairs, unknown_codes, decimal, notes)
+
+
+def _labels(raw: pd.Series, path, mapping: Mapping) -> pd.Series | np.ndarray:
+    """``is_laundering`` as booleans: a plain bool column when every row is labelled, pandas' nullable
+    "boolean" with <NA> for the blank rows otherwise (unlabelled: not inspected, never "clean"). A value
+    that is neither yes nor no is not guessed: the file is refused, naming the row and the setting that
+    translates a file's own codes (a mapping's ``values:``)."""
+    if pd.api.types.is_bool_dtype(raw) and not raw.isna().any():
+        return raw.to_numpy(dtype=bool)
+    flag = _text(raw).str.lower()
+    flag = flag.mask(flag.isin(_MISSING_TOKENS))
+    known = flag.isin(_TRUE | _FALSE).fillna(False) | flag.isna()
+    if not known.all():
+        at = int(np.flatnonzero(~known.to_numpy())[0])
+        source = "+".join(mapping.columns.get("is_laundering", ("is_laundering",)))
+        raise InputFileError(
+            f"{path}: row {at + 1}, column {source} (is_laundering): {str(raw.iloc[at])[:40]!r} is not a label tbml "
+            f"reads (true/false, yes/no, 1/0, or blank for not inspected); translate the file's own codes in a "
+            f"mapping's values: section")
+    labelled = flag.isin(_TRUE).fillna(False).to_numpy()
+    if flag.isna().any():
+        return pd.array(np.where(flag.isna(), None, labelled), dtype="boolean")
+    return labelled
 
 
 def _text(raw: pd.Series) -> pd.Series:

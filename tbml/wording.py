@@ -100,6 +100,9 @@ TYPOLOGY_NAMES: dict[str, str] = {
     "circular_trade": "circular (carousel) trade",
     "unrelated_goods": "unrelated goods lines",
     "unusual_profile": "unusual profile",
+    "learned_pattern": "like earlier laundering cases in the labels",
+    "exploration": "explored (little evidence; reviewing it teaches the model)",
+    "misdeclaration": "misdeclaration",
 }
 
 

@@ -105,7 +105,7 @@ def test_score_ranks_alerts_with_reasons_and_accounts_for_every_row(runner, tmp_
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == f"{data / 'invoices.csv'}: 6,000 rows in, 6,000 scored, 0 quarantined"
-    assert " alerts at risk >= 30; " in lines[2] and lines[3].startswith("  #1 ")
+    assert " alerts at risk >= 30 (at most 5% of the items); " in lines[2] and lines[3].startswith("  #1 ")
     assert "load and validate: " in result.stderr and "fit and score: " in result.stderr  # progress, on stderr
     import pandas as pd
     alerts = pd.read_parquet(out / "alerts.parquet")

@@ -23,11 +23,13 @@ import pandas as pd
 
 from tbml.fx import FxTable
 from tbml.synth import typologies as ty
+from tbml.synth.customs import add_declarants
+from tbml.synth.habits import Habits
 from tbml.synth.trade import Cols, concat, honest_unmatched, legit_invoices, settle
 from tbml.synth.typologies import TYPOLOGIES
 from tbml.synth.world import UNIT_SPELLINGS, build_world
 
-__all__ = ["SyntheticData", "generate", "TYPOLOGIES"]
+__all__ = ["SyntheticData", "generate", "TYPOLOGIES", "Habits"]
 
 
 @dataclass
@@ -47,6 +49,8 @@ def generate(
     fx: FxTable | None = None,
     mirror_share: float = 0.0,
     sample: int = 0,
+    habits: Habits | None = None,
+    declarants: str = "none",
 ) -> SyntheticData:
     """Generate ``n_invoices`` invoice lines with their transfers; deterministic for a given ``seed``.
 
@@ -58,7 +62,14 @@ def generate(
     from that same world: ``generate(50_000, seed=42, sample=1)`` is a new file from the market that
     ``generate(50_000, seed=42)`` came from. Sample 0 is the seed's own file. The world's size (traders,
     relationships) follows ``n_invoices``, so only files of the same size share a world.
+
+    ``habits`` changes the world's knobs (see ``tbml.synth.habits``); ``declarants`` adds who declared each
+    line and where: "listed" adds the columns, "fraud" also labels lines misdeclared by declarant, office
+    and importer, not by price (see ``tbml.synth.customs``).
     """
+    habits = habits or Habits()
+    if declarants not in ("none", "listed", "fraud"):
+        raise ValueError(f"declarants must be none, listed or fraud, not {declarants!r}")
     if n_invoices < 100:
         raise ValueError("n_invoices must be at least 100")
     if not 0 <= laundering_rate <= 0.5:
@@ -68,7 +79,7 @@ def generate(
         raise ValueError(f"unknown typology {sorted(unknown)[0]!r}; choose from {', '.join(TYPOLOGIES)}")
     rng = np.random.default_rng(seed)
     fx = fx or FxTable.load()
-    world = build_world(rng, n_invoices)
+    world = build_world(rng, n_invoices, habits)
     # Traders whose own currency the rates do not know invoice in US dollars, as most such trade is.
     world.rel_currency = np.where(np.isin(world.rel_currency, sorted(fx.currencies)), world.rel_currency, "USD")
     if sample:
@@ -114,7 +125,7 @@ def generate(
     honest = {k: np.concatenate([honest[k], duplicates[k], circles[k], unrelated[k]]) for k in honest_keys}
 
     pay = concat(
-        settle(inv, rng, parents),
+        settle(inv, rng, parents, habits),
         *special,
         honest_unmatched(inv, world, rng, max(1, n_invoices // 50), providers),
     )
@@ -123,13 +134,17 @@ def generate(
         copies[n_legit : n_legit + len(duplicates["day"])] = True
         inv = concat(inv, _export_declarations(inv, honest, rng, mirror_share, copies))
     invoices, invoice_ids = _invoice_frame(inv, world, rng, fx, start)
-    transfers = _transfer_frame(pay, invoice_ids, rng, fx, start)
+    transfers = _transfer_frame(pay, invoice_ids, rng, fx, start, habits.ref_share)
+    if declarants != "none":
+        invoices = add_declarants(invoices, np.random.default_rng([seed, sample, 77]), declarants == "fraud")
     summary = {
         "seed": seed,
         "n_invoices": len(invoices),
         "n_transfers": len(transfers),
         "export_declarations": int((invoices["declaration_side"] == "export").sum()),
         "laundering_rate": laundering_rate,
+        "world": habits.changed(),
+        "declarants": declarants,
         "period": [str(invoices["date"].min()), str(invoices["date"].max())],
         "cases": cases,
         "labelled_invoices": {k: int(v) for k, v in invoices["typology"].value_counts().items() if k},
@@ -224,7 +239,8 @@ def _invoice_frame(inv: Cols, world, rng, fx: FxTable, start: str) -> tuple[pd.D
     return frame.iloc[order].reset_index(drop=True), invoice_id
 
 
-def _transfer_frame(pay: Cols, invoice_ids: np.ndarray, rng, fx: FxTable, start: str) -> pd.DataFrame:
+def _transfer_frame(pay: Cols, invoice_ids: np.ndarray, rng, fx: FxTable, start: str,
+                    ref_share: float) -> pd.DataFrame:
     n = len(pay["day"])
     order = np.lexsort((rng.random(n), pay["day"]))
     rank = np.empty(n, dtype=np.int64)
@@ -233,7 +249,7 @@ def _transfer_frame(pay: Cols, invoice_ids: np.ndarray, rng, fx: FxTable, start:
     per_usd = fx.per_usd(pd.Series(pay["currency"], dtype="string"), pd.Series(date), max_age_days=31)
     linked = pay["invoice"] >= 0
     # banks carry the invoice number on three payments in four; the rest must be linked by parties
-    cites = linked & (rng.random(n) < 0.75)
+    cites = linked & (rng.random(n) < ref_share)
     ref = np.full(n, "", dtype=object)
     ref[cites] = invoice_ids[pay["invoice"][cites]]
     fake = pay["fake_ref"] == "missing"

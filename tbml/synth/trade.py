@@ -105,11 +105,14 @@ def _gross_weight(world: World, rng: np.random.Generator, product: np.ndarray, q
     return weight
 
 
-def settle(inv: Cols, rng: np.random.Generator, world_parents: np.ndarray) -> Cols:
+def settle(inv: Cols, rng: np.random.Generator, world_parents: np.ndarray, habits=None) -> Cols:
     """Honest payments for every invoice not flagged ``special_payment``: delays by payment terms,
     deposits and balances, bank charges, early-payment discounts, some invoices still unpaid."""
     n = len(inv["day"])
-    pays = rng.choice([0, 1, 2], size=n, p=[0.03, 0.82, 0.15])
+    split_share = habits.split_share if habits is not None else 0.15
+    split_share = min(split_share, 0.97)
+    pays = rng.choice([0, 1, 2], size=n, p=[0.03, 0.82, 0.15] if split_share == 0.15 else
+                      [0.03, 0.97 - split_share, split_share])
     pays[inv["special_payment"]] = 0
     invoice = np.repeat(np.arange(n), pays)
     nth = np.arange(len(invoice)) - np.repeat(np.cumsum(pays) - pays, pays)
@@ -128,15 +131,17 @@ def settle(inv: Cols, rng: np.random.Generator, world_parents: np.ndarray) -> Co
 
     payer = inv["importer_id"][invoice].copy()
     # a parent or sister company at home pays for the importer now and then: honest, but a third party
-    by_parent = rng.random(len(invoice)) < 0.015
+    by_parent = rng.random(len(invoice)) < (habits.parent_share if habits is not None else 0.015)
     payer[by_parent] = rng.choice(world_parents, size=int(by_parent.sum())) if len(world_parents) else payer[by_parent]
 
     charge = np.where(rng.random(len(invoice)) < 0.25, rng.uniform(0, 0.004, len(invoice)), 0.0)
     charge = np.where(rng.random(len(invoice)) < 0.05, 0.02, charge)
     channel = np.where(terms == "letter_of_credit", "lc", "wire").astype(object)
     cash_like = rng.random(len(invoice))
-    channel[cash_like < 0.01] = "cash"
-    channel[(cash_like >= 0.01) & (cash_like < 0.03)] = "exchange_house"
+    cash_share = habits.cash_share if habits is not None else 0.03
+    cash_only = 0.01 if cash_share == 0.03 else cash_share / 3  # a third of it cash, the rest exchange houses
+    channel[cash_like < cash_only] = "cash"
+    channel[(cash_like >= cash_only) & (cash_like < cash_share)] = "exchange_house"
     return transfer_table(
         invoice=invoice,
         day=inv["day"][invoice] + delay.astype(np.int64),

@@ -105,10 +105,14 @@ class World:
     id_pool: np.ndarray  # unused entity ids, for third parties and logistics firms
 
 
-def build_world(rng: np.random.Generator, n_invoices: int) -> World:
+def build_world(rng: np.random.Generator, n_invoices: int, habits=None) -> World:
     country = np.array([c[0] for c in COUNTRIES])
     currency = np.array([c[1] for c in COUNTRIES])
     c_weight = np.array([c[2] for c in COUNTRIES], dtype=float)
+    if habits is not None and habits.high_risk_weight != 1.0:
+        from tbml.model import load_high_risk
+
+        c_weight[np.isin(country, sorted(load_high_risk("builtin")))] *= habits.high_risk_weight
     c_weight /= c_weight.sum()
 
     chapters = np.array(list(CHAPTERS))
@@ -143,7 +147,7 @@ def build_world(rng: np.random.Generator, n_invoices: int) -> World:
     ids = rng.choice(np.arange(1_000_000, 9_999_999), size=n_ids, replace=False)
     trader_country = rng.choice(len(country), size=n_traders, p=c_weight)
     trader_size = rng.pareto(1.16, n_traders) + 1.0
-    n_ch = 1 + rng.binomial(3, 0.3, n_traders)
+    n_ch = 1 + rng.binomial(3, habits.chapter_spread if habits is not None else 0.3, n_traders)
     gumbel = rng.gumbel(size=(n_traders, len(chapters))) + np.log(ch_pop)
     top = np.argsort(-gumbel, axis=1)[:, :4]
     trader_chapters = np.where(np.arange(4) < n_ch[:, None], top, -1)
