@@ -2,16 +2,21 @@
 split into communities no larger than a case one investigator can work.
 
 The graph's nodes are the parties of alerts; its links are importer-exporter, payer-payee and
-third party-importer/exporter pairs of alerted items, each weighted by the summed risk of the alerts on it
-(the evidence on that link). Each connected component of at most ``max_size`` parties is one network.
-A larger one is split by Louvain modularity (networkx) at the standard resolution 1; every community
-is cut into its connected pieces (Louvain can leave one disconnected), and a piece still larger than
-``max_size`` is split again on its own subgraph, the resolution doubling while a split finds nothing.
-So the resolution is never a global knob: it is 1 wherever the data's communities are small enough, and
-rises only inside the parts of the graph that are not.
+third party-importer/exporter pairs of alerted items (a third party is linked to both parties of the
+invoice it paid or was paid for), each weighted by the summed risk of the alerts on it (the evidence on
+that link). Each connected component of at most ``max_size`` parties is one network. A larger one is
+split by Louvain modularity (networkx) at the standard resolution 1, every community cut into its
+connected pieces (Louvain can leave one disconnected), and a piece still larger than ``max_size`` split
+again on its own. A piece Louvain leaves whole (a star round a party with hundreds of counterparties) is
+cut by the cap instead: its strongest party keeps the parties it shares the most evidence with. Then
+linked networks merge, largest modularity gain first, while the whole graph's modularity rises and the
+merged network stays within ``max_size``: a split judges each piece on its own and cuts more than the
+whole graph asks for. The resolution is 1 throughout: no setting is chosen by looking at labels.
 """
 
 from __future__ import annotations
+
+import heapq
 
 import networkx as nx
 import numpy as np
@@ -63,62 +68,108 @@ def communities(alerts: pd.DataFrame, max_size: int = MAX_NETWORK_SIZE, seed: in
     links = evidence_links(alerts)
     graph.add_weighted_edges_from(zip(links["a"].map(number), links["b"].map(number), links["weight"]))
     groups: list[set] = []
-    pending = [(set(c), 1.0) for c in nx.connected_components(graph)]
+    pending = [set(c) for c in nx.connected_components(graph)]
     while pending:
-        nodes, resolution = pending.pop()
+        nodes = pending.pop()
         if len(nodes) <= max_size:
             groups.append(nodes)
             continue
-        found = nx.community.louvain_communities(graph.subgraph(nodes), weight="weight",
-                                                 resolution=resolution, seed=seed)
+        found = nx.community.louvain_communities(graph.subgraph(nodes), weight="weight", seed=seed)
         pieces = [set(p) for c in found for p in nx.connected_components(graph.subgraph(c))]
-        if len(pieces) == 1:  # no split at this resolution: look for smaller communities
-            pending.append((nodes, resolution * 2))
-        else:
-            pending.extend((p, 1.0) for p in pieces)
-    groups = _attach_strays(graph, groups, max_size)
+        if len(pieces) == 1:  # modularity keeps it whole: the cap decides who stays with its centre
+            core = _strongest_core(graph, nodes, max_size)
+            groups.append(core)
+            pieces = [set(p) for p in nx.connected_components(graph.subgraph(nodes - core))]
+        pending.extend(pieces)
+    groups = _merge_linked(graph, groups, max_size)
     groups.sort(key=min)
     return pd.Series({parties[p]: i for i, g in enumerate(groups) for p in g}, dtype="int64").sort_index()
 
 
-def _attach_strays(graph: nx.Graph, groups: list[set], max_size: int) -> list[set]:
-    """A party a split left alone joins the group it has the most evidence with, while that group has
-    room: a network of one is no network."""
+def _strongest_core(graph: nx.Graph, nodes: set, max_size: int) -> set:
+    """``max_size`` connected parties of ``nodes``: the one with the most evidence there, then, one at a
+    time, the party with the most evidence with those already taken (ties: the lowest number)."""
+    part = graph.subgraph(nodes)
+    centre = max(sorted(nodes), key=lambda n: part.degree(n, weight="weight"))
+    core, pull = {centre}, {}
+    while len(core) < max_size:
+        for other, link in part[centre].items():
+            if other not in core:
+                pull[other] = pull.get(other, 0.0) + link["weight"]
+        if not pull:
+            break
+        centre = max(sorted(pull), key=pull.get)
+        del pull[centre]
+        core.add(centre)
+    return core
+
+
+def _merge_linked(graph: nx.Graph, groups: list[set], max_size: int) -> list[set]:
+    """Greedy modularity agglomeration (Clauset, Newman and Moore) from ``groups``, capped: the linked
+    pair whose merge raises the whole graph's modularity most merges first, while the gain is positive
+    and the merged group has at most ``max_size`` parties."""
+    strength = dict(graph.degree(weight="weight"))
+    total = sum(strength.values())  # twice the summed link weight
+    if not total:
+        return groups
+    groups = [set(g) for g in groups]
     group_of = {p: i for i, g in enumerate(groups) for p in g}
-    for i, g in enumerate(groups):
-        if len(g) != 1:
-            continue
-        (party,) = g
-        pull: dict[int, float] = {}
-        for other, link in graph[party].items():
-            j = group_of[other]
-            if j != i and len(groups[j]) < max_size:
-                pull[j] = pull.get(j, 0.0) + link["weight"]
-        if pull:
-            j = max(sorted(pull), key=pull.get)
-            groups[j].add(party)
-            groups[i] = set()
-            group_of[party] = j
+    group_strength = [sum(strength[p] for p in g) for g in groups]
+    between: list[dict[int, float]] = [{} for _ in groups]
+    for a, b, link in graph.edges(data=True):
+        i, j = group_of[a], group_of[b]
+        if i != j:
+            between[i][j] = between[i].get(j, 0.0) + link["weight"]
+            between[j][i] = between[i][j]
+
+    def gain(i: int, j: int) -> float:  # modularity change of merging groups i and j, resolution 1
+        return 2 * (between[i][j] / total - group_strength[i] * group_strength[j] / total**2)
+
+    queue = [(-gain(i, j), i, j) for i in range(len(groups)) for j in between[i] if i < j]
+    heapq.heapify(queue)
+    while queue:
+        loss, i, j = heapq.heappop(queue)
+        if loss >= 0:
+            break
+        if j not in between[i] or -loss != gain(i, j) or len(groups[i]) + len(groups[j]) > max_size:
+            continue  # merged away, changed since queued, or too large together
+        groups[i] |= groups[j]
+        groups[j] = set()
+        group_strength[i] += group_strength[j]
+        for k, weight in between[j].items():
+            del between[k][j]
+            if k != i:
+                between[i][k] = between[i].get(k, 0.0) + weight
+                between[k][i] = between[i][k]
+        between[j] = {}
+        for k in between[i]:
+            heapq.heappush(queue, (-gain(i, k), min(i, k), max(i, k)))
     return [g for g in groups if g]
 
 
 def alert_networks(alerts: pd.DataFrame, community: pd.Series) -> pd.Series:
-    """Per alert (``alerts``' index), the community holding most of its parties; ties go to the party
-    that comes first in ``PARTY_COLUMNS`` (the importer's, for an invoice)."""
+    """Per alert (``alerts``' index), the community where it weighs most: each of its parties counts for
+    its own community with the alert's share of that party's summed risk, so a third party's one alert
+    goes to the third party's network, not to that of a large trader for whom it is one of hundreds.
+    Ties go to the party that comes first in ``PARTY_COLUMNS`` (the importer's, for an invoice)."""
     parts = []
     for order, column in enumerate(PARTY_COLUMNS):
         if column in alerts:
             party = alerts[column].astype("string")
-            keep = party.notna() & (party != "")
-            parts.append(pd.DataFrame({"alert": alerts.index[keep], "order": order,
-                                       "community": community.reindex(party[keep].to_numpy()).to_numpy()}))
+            keep = (party.notna() & (party != "")).to_numpy()
+            parts.append(pd.DataFrame({"alert": alerts.index[keep], "party": party[keep].to_numpy(),
+                                       "order": order, "risk": alerts["risk"].to_numpy(dtype=float)[keep]}))
     if not parts:
         return pd.Series(np.nan, index=alerts.index)
-    involved = pd.concat(parts, ignore_index=True).dropna(subset=["community"])
-    involved = involved.drop_duplicates(["alert", "community"], keep="first").merge(
-        involved.groupby(["alert", "community"]).size().rename("n").reset_index(), on=["alert", "community"])
-    involved = involved.sort_values(["alert", "n", "order"], ascending=[True, False, True], kind="stable")
-    chosen = involved.drop_duplicates("alert")
+    # a party named twice on one alert (importer and payer) counts once
+    involved = pd.concat(parts, ignore_index=True).drop_duplicates(["alert", "party"])
+    summed = involved.groupby("party")["risk"].transform("sum")
+    involved["share"] = (involved["risk"] / summed.where(summed > 0)).fillna(0.0)
+    involved["community"] = community.reindex(involved["party"].to_numpy()).to_numpy()
+    votes = involved.dropna(subset=["community"]).groupby(["alert", "community"]).agg(
+        share=("share", "sum"), order=("order", "min")).reset_index()
+    votes = votes.sort_values(["alert", "share", "order"], ascending=[True, False, True], kind="stable")
+    chosen = votes.drop_duplicates("alert")
     return pd.Series(chosen["community"].to_numpy(), index=chosen["alert"].to_numpy()).reindex(alerts.index)
 
 

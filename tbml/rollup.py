@@ -5,7 +5,7 @@
 - networks: communities of the graph of alerted trades and payments, each small enough for one case
   (``tbml.networks``), with all their members, typologies, corridors and value, ranked by the summed
   suspicion of their members;
-- alerts: each with the ``network`` that holds most of its parties.
+- alerts: each with the ``network`` where it weighs most (``tbml.networks.alert_networks``).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def test_a_large_component_is_split_into_communities_of_at_most_the_cap():
     assert split[[f"L{i}" for i in range(6)]].nunique() == 1 and split["L0"] != split["R0"]
 
 
-def test_a_star_too_large_still_splits_by_raising_the_resolution():
+def test_a_star_louvain_keeps_whole_is_still_cut_to_the_cap():
     alerts = alert_frame([("HUB", f"S{i:02d}", None, None, None, 50.0, "") for i in range(30)])
     found = communities(alerts, max_size=8)
     assert found.groupby(found).size().max() <= 8
