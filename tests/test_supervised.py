@@ -153,6 +153,12 @@ def test_partial_labels_learn_only_from_what_was_labelled(trained):
     ranker = SupervisedRanker(seed=0).fit(items, reviewed)
     assert ranker.trained_on_["lines"] == reviewed.sum()
     assert ranker.trained_on_["laundering"] == items["is_laundering"].astype(bool).to_numpy()[reviewed].sum()
+    # the rest joins only as "probably clean", weighted by its evidence, and never enters a label history
+    assert ranker.trained_on_["unlabelled_as_probably_clean"] == (~reviewed).sum()
+    importers = ranker.history_.tables["importer_id"]
+    assert importers.groupby("key")["n"].max().sum() == items.loc[reviewed, "importer_id"].notna().sum()
+    ignoring = SupervisedRanker(seed=0, unlabelled="ignore").fit(items, reviewed)
+    assert ignoring.trained_on_["unlabelled_as_probably_clean"] == 0
 
 
 def test_too_few_labels_is_one_clear_error(trained):
