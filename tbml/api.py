@@ -219,6 +219,7 @@ def score_files(
                                config=config, out_dir=out_dir, strict=strict, reference_prices=reference_prices,
                                model=model, model_info=model_info, progress=progress, store=opened,
                                **read_overrides)
+    started_at = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")  # ISO 8601, for the report
     config = config if isinstance(config, Config) else load_config(config)
     if reference_prices:
         config = dataclasses.replace(config, pricing=dataclasses.replace(config.pricing,
@@ -287,7 +288,7 @@ def score_files(
     entities, networks = rolled.entities, rolled.networks
     stage("roll up", started)
 
-    manifest = {**validation.manifest, "command": "score"}
+    manifest = {**validation.manifest, "command": "score", "started_at": started_at}
     manifest["rows_scored"] = {"invoices": int((scored.items["item"] == "invoice").sum()),
                                "transfers_unmatched": int((scored.items["item"] == "transfer").sum()),
                                "transfers_settling_invoices": int(len(accepted_transfers) - (scored.items["item"] == "transfer").sum())
