@@ -41,6 +41,7 @@ _PAGE_SCRIPT = (Path(__file__).parent / "templates" / "report.js").read_text(enc
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(_PAGE_SCRIPT.encode()).digest()).decode()
 # The alerts table lists every alert up to this many rows (the report stays a few MB); alerts.csv has them all.
 MAX_TABLE_ROWS = 5000
+ENTITIES_SHOWN, NETWORKS_SHOWN = 20, 15  # the roll-up tables' top rows; every one is in the drill-down too
 _PRICE_DRIVERS = {"unit_price": "unit price", "value_per_kg": "value per kg"}
 
 
@@ -120,28 +121,43 @@ def _parquet(path: Path, read=pd.read_parquet):
 
 def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> dict:
     """Everything the template shows, computed from the run folder."""
-    manifest, alerts = _read_run(run_dir)
+    manifest, everything = _read_run(run_dir)
     config = manifest.get("config", {})
     currency = config.get("ingest", {}).get("reporting_currency", "USD")
+    # with a case store, the run also lists earlier alerts it resolved: shown and counted, never as alerts
+    resolved = _statuses(everything) == "resolved"
+    alerts, resolved_alerts = everything[~resolved], everything[resolved]
     shown = alerts.head(top)
     peers = _peer_lines(run_dir / "items.parquet", shown, config.get("pricing", {}).get("period", "quarter"))
     fitted_on_input = manifest.get("model") in (None, "fitted on the input")
     rolled = rollup(alerts, _parquet(run_dir / "items.parquet", _rollup_items))
     in_network = dict(zip(rolled.entities["entity"], rolled.entities["network"]))
     networks = rolled.networks
+    run_time = _run_time(manifest, run_dir)
+    table = _alert_table(pd.concat([rolled.alerts, resolved_alerts]), rolled.entities, networks,
+                         started=run_time["started"])
+    payments = _payments_behind(run_dir, pd.concat([shown, table.pop("listed")]).drop_duplicates("rank"), config)
+    transfers_file = next((s.get("path", "") for s in manifest.get("inputs", []) if s.get("kind") == "transfers"), None)
+    for row in table["table_rows"]:
+        row["payment_list"] = payments.get(row["rank"], _NO_PAYMENTS)
     return {
         "title": title or f"tbml alerts: {run_dir.resolve().name}",
         "manifest": manifest,
         "currency": currency,
         "accounting": _accounting(manifest),
         "risk_bands": _risk_bands(alerts, manifest.get("alert_threshold", 30)),
+        "status_counts": _status_counts(everything),
+        # where the payments that settle invoices are, when this folder does not hold them
+        "payments_elsewhere": None if (run_dir / PAYMENTS_NAME).is_file() else transfers_file,
         "by_typology": bar_chart(_counts(alerts["suspected_typology"].map(typology_name)),
                                  "alerts by suspected typology"),
         "by_corridor": bar_chart(_counts(_corridors(alerts), 12), "alerts by corridor"),
         "n_alerts": len(alerts), "n_top": len(shown),
-        "top_alerts": [_alert_card(a, peers, currency, fitted_on_input) for a in shown.to_dict("records")],
-        "entities": rolled.entities.head(20).to_dict("records"),
-        "networks": networks.head(15).to_dict("records"),
+        "top_alerts": [dict(_alert_card(a, peers, currency, fitted_on_input), first_seen=seen, age=age,
+                            payment_list=payments.get(a["rank"], _NO_PAYMENTS))
+                       for a, seen, age in zip(shown.to_dict("records"), *_ages(shown, run_time["started"]))],
+        "entities": rolled.entities.head(ENTITIES_SHOWN).to_dict("records"),
+        "networks": networks.head(NETWORKS_SHOWN).to_dict("records"),
         "n_networks": len(networks),
         "max_network_size": MAX_NETWORK_SIZE,
         "rings": [dict(r, network=", ".join(sorted({in_network[t] for t in r["traders"] if t in in_network})))
@@ -150,18 +166,73 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
         "drift": manifest.get("drift"),
         "skipped_rules": manifest.get("rules_skipped_for_missing_columns") or [],
         "seconds": manifest.get("seconds", {}),
-        "glossary": GLOSSARY,
-        "scored_at": _scored_at(run_dir),
+        "glossary": GLOSSARY + (STATUS_GLOSSARY if "status" in everything else []),
+        "run_time": run_time,
+        "scored_at": run_time["text"],
         "by_risk": bar_chart(_risk_histogram(alerts, manifest.get("alert_threshold", 30)), "alerts by risk"),
         "by_month": bar_chart(_by_month(alerts), "alerts by month of the invoice or payment"),
-        **_alert_table(rolled.alerts, rolled.entities, networks),
+        **table,
     }
 
 
-def _scored_at(run_dir: Path) -> str:
-    """When the run was written: manifest.json is its last file, written once the tables are in place."""
-    stamp = (run_dir / "manifest.json").stat().st_mtime
-    return pd.Timestamp(stamp, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+def _run_time(manifest: dict, run_dir: Path) -> dict:
+    """When the run was made: the start the manifest records (``started_at``, ISO 8601 UTC), or, for a run
+    of a tbml that did not record it, when manifest.json (the run's last file) was written."""
+    took = sum(v for v in manifest.get("seconds", {}).values() if isinstance(v, (int, float)))
+    try:
+        started = pd.Timestamp(manifest["started_at"])
+        started = started.tz_localize("UTC") if started.tzinfo is None else started.tz_convert("UTC")
+    except (KeyError, TypeError, ValueError):
+        stamp = pd.Timestamp((run_dir / "manifest.json").stat().st_mtime, unit="s", tz="UTC")
+        return {"started": None, "text": stamp.strftime("%Y-%m-%d %H:%M UTC"),
+                "detail": f"{stamp:%Y-%m-%d %H:%M:%S} UTC, when its manifest.json was written (this run does "
+                          "not record when it started)"}
+    return {"started": started, "text": started.strftime("%Y-%m-%d %H:%M UTC"),
+            "detail": f"started {started:%Y-%m-%d %H:%M:%S} UTC" + (f", took {took:,.1f} s" if took else "")}
+
+
+# ---- statuses (with a case store) ----------------------------------------------------------------------
+
+# The statuses ``tbml score --store`` gives a run's alerts, in the order the summary names them.
+STATUS_ORDER = ("new", "raised", "seen before", "re-raised", "changed", "resolved")
+STATUS_GLOSSARY = [
+    ("status", "Where an alert stands against the case store's history: new (a line or payment of this run's "
+               "files, alerted for the first time); raised (an earlier line, alerted now that new evidence came "
+               "in, such as the closing leg of a ring); seen before (alerted in an earlier run, unchanged); "
+               "re-raised (resolved or dismissed before, alerted again; a dismissed alert comes back only when "
+               "its risk rose 15 points or another typology is suspected); changed (its risk moved 10 points "
+               "or more, or its suspected typology changed); resolved (alerted before, no longer: its reason "
+               "says why, such as the invoice a payment was waiting for)."),
+    ("age", "Days from the run in which the alert was first raised to this run."),
+]
+
+
+def _statuses(alerts: pd.DataFrame) -> pd.Series:
+    if "status" not in alerts:
+        return pd.Series("", index=alerts.index, dtype=object)
+    return alerts["status"].astype("string").fillna("").astype(object)
+
+
+def _status_counts(alerts: pd.DataFrame) -> list[tuple[str, int]]:
+    """(status, count) in ``STATUS_ORDER`` (any other status after, by name); empty without a store."""
+    counts = _statuses(alerts)[lambda s: s != ""].value_counts()
+    order = [s for s in STATUS_ORDER if s in counts] + sorted(set(counts.index) - set(STATUS_ORDER))
+    return [(s, int(counts[s])) for s in order]
+
+
+def _ages(alerts: pd.DataFrame, started) -> tuple[pd.Series, pd.Series]:
+    """Each alert's first-seen date (text) and age in whole days, where the run's alerts carry them: the age
+    as given (``age_days``), else counted from ``first_seen`` to the run's start; blank / NaN otherwise."""
+    first = pd.Series("", index=alerts.index, dtype=object)
+    age = pd.Series(np.nan, index=alerts.index)
+    if "first_seen" in alerts:
+        seen = pd.to_datetime(alerts["first_seen"], errors="coerce", utc=True)
+        first = seen.dt.strftime("%Y-%m-%d").fillna("").astype(object)
+        if started is not None:
+            age = ((started - seen).dt.total_seconds() // 86400).clip(lower=0)
+    if "age_days" in alerts:
+        age = pd.to_numeric(alerts["age_days"], errors="coerce").astype(float)
+    return first, age
 
 
 def _risk_histogram(alerts: pd.DataFrame, threshold: float) -> list[tuple[str, int]]:
@@ -191,11 +262,14 @@ def _text(value) -> str:
 
 
 def _alert_table(alerts: pd.DataFrame, entities: pd.DataFrame, networks: pd.DataFrame,
-                 limit: int | None = None) -> dict:
+                 limit: int | None = None, started=None) -> dict:
     """Every alert (up to ``limit``, default ``MAX_TABLE_ROWS``) as a table row, and the drill-down sections
-    its links lead to: each entity named in those alerts and each network, with their alerts."""
+    its links lead to: each entity named in those alerts and each network, with their alerts. ``started``
+    (the run's start) dates the alerts' ages; ``listed`` is the frame of the rows listed."""
     limit = MAX_TABLE_ROWS if limit is None else limit
     listed = alerts.head(limit)
+    first_seen, age = _ages(listed, started)
+    listed = listed.assign(_status=_statuses(listed), _first_seen=first_seen, _age=age)
     rows, by_entity, by_network = [], {}, {}
     for a in listed.to_dict("records"):
         is_invoice = a.get("item") == "invoice"
@@ -208,7 +282,8 @@ def _alert_table(alerts: pd.DataFrame, entities: pd.DataFrame, networks: pd.Data
                "corridor": " → ".join(x for x in (_text(a.get("exporter_country" if is_invoice else "payer_country")),
                                                   _text(a.get("importer_country" if is_invoice else "payee_country"))) if x),
                "value": _f(a.get("reporting_value") if is_invoice else a.get("reporting_amount")),
-               "reasons": reasons, "payments": _payments(a)}
+               "reasons": reasons, "payments": _payments(a),
+               "status": a["_status"], "first_seen": a["_first_seen"], "age": a["_age"]}
         rows.append(row)
         for _, party in parties:
             by_entity.setdefault(party, []).append(row)
@@ -217,14 +292,22 @@ def _alert_table(alerts: pd.DataFrame, entities: pd.DataFrame, networks: pd.Data
     known = entities[entities["entity"].isin(by_entity)] if len(entities) else entities
     entity_sections = [dict(e, alert_rows=by_entity[e["entity"]]) for e in known.to_dict("records")]
     listed_entities = set(known["entity"]) if len(entities) else set()
+    # a section for each network the page links to: of the listed alerts and entities, and the top ones
+    linked = set(by_network) | {_text(n) for n in known.get("network", [])} | \
+        {_text(n) for n in entities.head(ENTITIES_SHOWN).get("network", [])} | \
+        {_text(n) for n in networks.head(NETWORKS_SHOWN).get("network", [])}
     members = {}  # network -> [(entity, role)], most suspicious first as the roll-up ranks them
     for e in entities.to_dict("records"):
-        if _text(e.get("network")):
+        if _text(e.get("network")) in linked:
             members.setdefault(e["network"], []).append((e["entity"], _text(e.get("role"))))
     network_sections = [dict(n, alert_rows=by_network.get(n["network"], []), member_list=members.get(n["network"], []))
-                        for n in networks.to_dict("records")]
+                        for n in networks.to_dict("records") if n["network"] in linked]
+    statuses = {r["status"] for r in rows if r["status"]}
     return {"table_rows": rows, "n_table_cut": max(0, len(alerts) - len(listed)), "table_limit": limit,
+            "n_table_alerts": len(alerts), "listed": listed,
             "table_typologies": sorted({r["typology"] for r in rows if r["typology"]}),
+            "table_statuses": [s for s in STATUS_ORDER if s in statuses] + sorted(statuses - set(STATUS_ORDER)),
+            "has_age": "age_days" in alerts or "first_seen" in alerts,
             "entity_sections": entity_sections, "listed_entities": listed_entities,
             "network_sections": network_sections}
 
@@ -243,6 +326,112 @@ def _payments(alert: dict) -> str:
     if _finite(alert.get("paid_ratio")):
         text += f"; paid {ratio(float(alert['paid_ratio']))} the invoice"
     return text
+
+
+# ---- the payments behind an alert -----------------------------------------------------------------------
+
+# Every accepted transfer with the invoice it was linked to, where a run folder holds it: the columns of a
+# transfer, ``link`` (how it was linked, "" if not) and ``paid_invoice`` (the key payments cite: the invoice
+# number, else the invoice id; null if unlinked), plus ``paid_invoice_file`` (that invoice's file sha256) in
+# a run with a case store. Without it, the report has only the payments that settle no invoice (items.parquet).
+PAYMENTS_NAME = "payments.parquet"
+_PAYMENT_COLUMNS = ["transfer_id", "date", "payer_id", "payer_country", "payee_id", "payee_country", "amount",
+                    "currency", "reporting_amount", "channel", "invoice_ref", "link", "paid_invoice",
+                    "paid_invoice_file"]
+_PAYMENTS_SHOWN = 12  # listed per alert; the others are counted
+_NO_PAYMENTS = {"rows": [], "more": 0, "note": ""}
+
+
+def _payments_behind(run_dir: Path, alerts: pd.DataFrame, config: dict) -> dict[int, dict]:
+    """For each alert (by rank) the payments behind it: an invoice's payments, or for a payment with no
+    invoice, it and the same payer's other payments to the same payee within the structuring window; each
+    with its id, date, amount, payer and payee and what stands out. ``{"rows", "more", "note"}``. An invoice's
+    payments are listed only where the run folder holds ``PAYMENTS_NAME``."""
+    rec = config.get("reconciliation", {})
+    rule = {"threshold": float(rec.get("reporting_threshold", 10_000.0)), "band": float(rec.get("structuring_band", 0.15)),
+            "window": int(rec.get("structuring_window_days", 10)), "currency":
+            config.get("ingest", {}).get("reporting_currency", "USD")}
+    path = run_dir / PAYMENTS_NAME
+    linked = path.is_file()
+    source = _parquet(path, ds.dataset) if linked else _parquet(run_dir / "items.parquet", ds.dataset)
+    names = source.schema.names
+    columns = [c for c in _PAYMENT_COLUMNS if c in names]
+    if "transfer_id" not in names:  # a run without transfers
+        return {}
+    is_invoice = (alerts["item"] == "invoice").to_numpy()
+    out: dict[int, dict] = {}
+    invoices = alerts[is_invoice]
+    transfers = alerts[~is_invoice & alerts["payer_id"].notna().to_numpy()] if "payer_id" in alerts else alerts[:0]
+    if len(invoices) and linked and "paid_invoice" in names:
+        from tbml.features.reconciliation import invoice_keys
+
+        keys = invoice_keys(invoices).to_numpy(dtype=object)
+        paid = source.to_table(columns=columns, filter=ds.field("paid_invoice").isin(sorted(set(keys)))).to_pandas()
+        same_file = "paid_invoice_file" in paid and "file_sha256" in invoices
+        groups = {k: g for k, g in paid.groupby(["paid_invoice", "paid_invoice_file"] if same_file else ["paid_invoice"],
+                                                 sort=False, dropna=False)}
+        for alert, key in zip(invoices.to_dict("records"), keys):
+            group = groups.get((key, alert["file_sha256"]) if same_file else (key,))
+            if group is not None:
+                out[int(alert["rank"])] = _payment_list(group, alert, rule, "")
+    if len(transfers):
+        wanted = ds.field("payer_id").isin(sorted(set(transfers["payer_id"].dropna().astype(str))))
+        if not linked:
+            wanted &= ds.field("item") == "transfer"
+        pair = source.to_table(columns=columns, filter=wanted).to_pandas()
+        pair = pair.merge(transfers[["rank", "payer_id", "payee_id", "date"]].rename(columns={"date": "alert_date"}),
+                          on=["payer_id", "payee_id"])
+        days = (pd.to_datetime(pair["date"]) - pd.to_datetime(pair["alert_date"])).dt.days.abs()
+        pair = pair[days <= rule["window"]]
+        groups = dict(list(pair.groupby("rank", sort=False)))
+        for alert in transfers.to_dict("records"):
+            note = (f"Payments from {_text(alert.get('payer_id'))} to {_text(alert.get('payee_id'))} within "
+                    f"{rule['window']} days of this one"
+                    + ("." if linked else ", of those with no invoice behind them (the run folder does not hold "
+                                          "the payments that settle invoices)."))
+            group = groups.get(alert["rank"], pd.DataFrame(columns=columns))
+            out[int(alert["rank"])] = _payment_list(group, alert, rule, note)
+    return out
+
+
+def _payment_list(payments: pd.DataFrame, alert: dict, rule: dict, note: str) -> dict:
+    """Payments, earliest first, as rows for the page, each with what stands out about it for this alert."""
+    payments = payments.sort_values(["date", "transfer_id"], kind="stable")
+    rows = []
+    threshold, near = rule["threshold"], rule["threshold"] * (1 - rule["band"])
+    is_invoice = alert.get("item") == "invoice"
+    corridor = {_text(alert.get("exporter_country")), _text(alert.get("importer_country"))} - {""}
+    for p in payments.head(_PAYMENTS_SHOWN).to_dict("records"):
+        reported = _f(p.get("reporting_amount"))
+        marks = []
+        if not is_invoice and p.get("transfer_id") == alert.get("transfer_id"):
+            marks.append("this payment")
+        if near <= reported < threshold:
+            marks.append("just under the threshold")
+        elif reported < threshold and is_invoice:
+            marks.append("under the threshold")
+        if is_invoice:
+            if _text(p.get("payer_id")) != _text(alert.get("importer_id")):
+                marks.append("paid by someone other than the importer")
+            if _text(alert.get("exporter_id")) and _text(p.get("payee_id")) != _text(alert.get("exporter_id")):
+                marks.append("paid to someone other than the exporter")
+            outside = [c for c in (_text(p.get("payer_country")), _text(p.get("payee_country"))) if c and corridor and c not in corridor]
+            if outside:
+                marks.append(f"through {', '.join(dict.fromkeys(outside))}, outside the corridor")
+        elif not _text(p.get("link")):
+            marks.append("no invoice found")
+        amount = f"{number(_f(p.get('amount')))} {_text(p.get('currency'))}".strip()
+        if _text(p.get("currency")) != rule["currency"] and np.isfinite(reported):
+            amount += f" = {number(reported)} {rule['currency']}"
+        rows.append({"id": _text(p.get("transfer_id")), "date": _text(p.get("date"))[:10], "amount": amount,
+                     "payer": _party(p, "payer"), "payee": _party(p, "payee"), "channel": _text(p.get("channel")),
+                     "marks": marks})
+    return {"rows": rows, "more": max(0, len(payments) - len(rows)), "note": note}
+
+
+def _party(payment: dict, role: str) -> str:
+    country = _text(payment.get(f"{role}_country"))
+    return _text(payment.get(f"{role}_id")) + (f" ({country})" if country else "")
 
 
 def _rollup_items(path: Path) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from tbml import report
+from tests.test_report import store_run  # noqa: F401 - a fixture shared with the report tests
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(name)), None)
@@ -73,9 +74,10 @@ def _with_harness(html: str, text: str, typology: str) -> str:
 def _rows(dom: str) -> list[tuple[bool, str, float, str]]:
     """(shown, typology, risk, text) of each alerts-table row in page order."""
     table = dom[dom.index('id="alert-table"'):]
-    table = table[:table.index("</table>")]
+    table = table[:table.index('<h2 id="alerts">')]  # rows hold tables of payments: their own </table>
     rows = []
-    for attrs, cells in re.findall(r"<tr (id=\"row-[^>]*)>(.*?)</tr>", table, flags=re.S):
+    for row in table.split("<tr id=")[1:]:
+        attrs, cells = row.split(">", 1)
         risk = float(re.findall(r'data-value="([^"]*)"', cells)[0])
         typology = re.search(r'data-typology="([^"]*)"', attrs).group(1)
         rows.append(("hidden" not in attrs, typology, risk, re.sub(r"<[^>]+>", " ", cells).lower()))
@@ -107,3 +109,32 @@ def test_the_alerts_table_filters_sorts_and_drills_down_in_chromium(scored_run, 
     # the drill-down link went to that entity's section and opened it
     assert attrs["data-link"].startswith("#entity-") and attrs.get("data-opened") == "yes", attrs
     assert f'<details class="drill" id="{attrs["data-link"][1:]}" open=""' in run.stdout
+
+
+# Picks a status in the status filter, then a typology, and records what the page says it shows.
+_STATUS_HARNESS = """window.addEventListener('load',function(){
+  var status=document.getElementById('alert-status');status.value=%(status)s;status.dispatchEvent(new Event('change'));
+  document.body.setAttribute('data-after-status',document.getElementById('alert-count').textContent);
+  var kind=document.getElementById('alert-typology');kind.value=%(typology)s;kind.dispatchEvent(new Event('change'));
+});"""
+
+
+def test_the_status_filter_shows_the_alerts_of_one_status_in_chromium(store_run, tmp_path):
+    page = report.write_report(store_run, out=tmp_path / "report.html", top=5)
+    html = page.read_text(encoding="utf-8")
+    statuses = re.findall(r'<tr id="row-\d+" data-typology="([^"]*)" data-status="([^"]*)"', html)
+    status = "resolved"
+    typology = next(t for t, s in statuses if s == status and t)
+    script = _STATUS_HARNESS % {"status": json.dumps(status), "typology": json.dumps(typology)}
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    harnessed = tmp_path / "harnessed.html"
+    harnessed.write_text(html.replace("script-src 'sha256-", f"script-src 'sha256-{digest}' 'sha256-", 1)
+                         .replace("</body>", f"<script>{script}</script></body>", 1), encoding="utf-8")
+    run = _chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", harnessed.as_uri())
+    assert run.returncode == 0, run.stderr[-2000:]
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", run.stdout).group(1)))
+    assert attrs.get("data-errors") == "0", attrs
+    assert attrs["data-after-status"] == f"{sum(s == status for _, s in statuses):,}"
+    shown = re.findall(r'<tr id="row-\d+" data-typology="([^"]*)" data-status="([^"]*)"(?! hidden)', run.stdout)
+    assert shown == [(t, s) for t, s in statuses if s == status and t == typology]
+    assert attrs["data-rows-shown"] == str(len(shown)) and 0 < len(shown) < len(statuses)

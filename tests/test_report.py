@@ -3,6 +3,7 @@ data is escaped, and writing it is atomic."""
 
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -233,3 +234,184 @@ def test_the_table_says_when_it_is_cut(scored_run, tmp_path, monkeypatch):
     html = report.write_report(scored_run, out=tmp_path / "report.html").read_text(encoding="utf-8")
     assert html.count('<tr id="row-') == 40
     assert f"The first 40 of {n:,} alerts by rank; the other {n - 40:,} are in alerts.csv." in html
+
+
+# ---- statuses with a case store, the run's time, the payments behind an alert ------------------------------
+
+@pytest.fixture(scope="module")
+def store_run(tmp_path_factory):
+    """The second of two files scored with a case store (3,000 generated invoices over a year, split at the new
+    year): its alerts carry statuses, some of them earlier alerts it resolved."""
+    from tbml.api import score_files
+    from tbml.synth import generate
+
+    root = tmp_path_factory.mktemp("store_run")
+    data = generate(n_invoices=3000, laundering_rate=0.04, seed=3, days=365)
+    cut = pd.Timestamp("2022-12-31")
+    for name, frame in (("inv", data.invoices), ("tr", data.transfers)):
+        frame = frame.assign(date=pd.to_datetime(frame["date"]))
+        frame[frame["date"] <= cut].to_csv(root / f"{name}0.csv", index=False)
+        frame[frame["date"] > cut].to_csv(root / f"{name}1.csv", index=False)
+    store = root / "cases.duckdb"
+    score_files(root / "inv0.csv", root / "tr0.csv", store=store, out_dir=root / "first")
+    score_files(root / "inv1.csv", root / "tr1.csv", store=store, out_dir=root / "run")
+    return root / "run"
+
+
+def _table_cells(html: str, column: str) -> dict[str, str]:
+    """Row id -> the text of one column of the alerts table, found by its heading."""
+    table = html[html.index('id="alert-table"'):]
+    table = table[:table.index('<h2 id="alerts">')]  # rows hold tables of payments: their own </table>
+    headings = [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", table[:table.index("</thead>")])]
+    at = headings.index(column)
+    out = {}
+    for row in table.split('<tr id="')[1:]:
+        texts = re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)
+        out[row[:row.index('"')]] = re.sub(r"<[^>]+>", "", texts[at]).strip()
+    return out
+
+
+def test_a_store_run_shows_each_alerts_status_and_the_counts_by_status(store_run, tmp_path):
+    alerts = pd.read_parquet(store_run / "alerts.parquet")
+    counts = alerts["status"].value_counts()
+    assert {"new", "resolved"} <= set(counts.index), "the fixture should resolve an earlier alert"
+    html = report.write_report(store_run, out=tmp_path / "r.html").read_text(encoding="utf-8")
+    # the summary names every status with its count, in the order new, raised, ..., resolved
+    order = [s for s in report.STATUS_ORDER if s in counts.index]
+    said = ", ".join(f"{counts[s]:,} {s}" for s in order)
+    assert f"Against the case store: {said}." in html
+    open_alerts = alerts[alerts["status"] != "resolved"]
+    assert f"{len(open_alerts):,} alerts at risk &ge; 30 (" in html  # resolved alerts are not counted as alerts
+    assert f"; {counts['resolved']:,} earlier alert(s) resolved" in html
+    # every alert is a row with its status, which the status filter offers
+    statuses = _table_cells(html, "status")
+    assert statuses == {f"row-{r}": s for r, s in zip(alerts["rank"], alerts["status"])}
+    options = re.search(r'<select id="alert-status" data-filter="status">(.*?)</select>', html).group(1)
+    assert re.findall(r'<option value="([^"]*)">', options) == [""] + order
+    # a resolved alert's reason says why, and its missing risk is no "nan"
+    resolved = alerts[alerts["status"] == "resolved"].iloc[0]
+    assert resolved["reasons"] in html and ">nan<" not in html
+    assert "re-raised (resolved or dismissed before" in html  # the glossary explains the statuses
+    # the charts count open alerts only
+    bars = re.search(r'aria-label="alerts by suspected typology">(.*?)</svg>', html).group(1)
+    assert sum(int(v.replace(",", "")) for v in re.findall(r'fill="#1f2933">([\d,]+)</text>', bars)) == len(open_alerts)
+
+
+def test_without_a_store_there_is_no_status_and_no_age(scored_run, tmp_path):
+    html = report.write_report(scored_run, out=tmp_path / "r.html", top=3).read_text(encoding="utf-8")
+    assert 'id="alert-status"' not in html and "Against the case store" not in html
+    assert ">status</th>" not in html and "age (days)" not in html
+
+
+def test_alerts_show_their_age_when_the_run_records_it(store_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(store_run, run)
+    alerts = pd.read_parquet(run / "alerts.parquet")
+    html = report.write_report(run, out=tmp_path / "plain.html").read_text(encoding="utf-8")
+    assert "age (days)" not in html  # the store does not give ages yet: no empty column
+    started = pd.Timestamp(json.loads((run / "manifest.json").read_text())["started_at"])
+    first_seen = started - pd.to_timedelta(alerts["rank"] % 40, unit="D")  # 0 to 39 days before the run
+    alerts.assign(first_seen=first_seen).to_parquet(run / "alerts.parquet")
+    html = report.write_report(run, out=tmp_path / "aged.html").read_text(encoding="utf-8")
+    ages = _table_cells(html, "age (days)")
+    assert ages == {f"row-{r}": str(r % 40) for r in alerts["rank"]}  # counted from first seen to the run's start
+    assert f'title="first raised {first_seen.iloc[0]:%Y-%m-%d}"' in html
+    alerts.assign(first_seen=first_seen, age_days=7).to_parquet(run / "alerts.parquet")  # an age given wins
+    html = report.write_report(run, out=tmp_path / "given.html").read_text(encoding="utf-8")
+    assert set(_table_cells(html, "age (days)").values()) == {"7"}
+    assert "7 day(s) ago" in html  # in each top alert's card too
+
+
+def test_the_report_says_when_the_run_started(scored_run, tmp_path):
+    manifest = json.loads((scored_run / "manifest.json").read_text())
+    started = manifest["started_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", started)  # ISO 8601, UTC
+    when = pd.Timestamp(started)
+    assert abs(when - pd.Timestamp((scored_run / "manifest.json").stat().st_mtime, unit="s", tz="UTC")) < pd.Timedelta("10min")
+    html = report.write_report(scored_run, out=tmp_path / "r.html", top=2).read_text(encoding="utf-8")
+    took = sum(manifest["seconds"].values())
+    assert f"scored {when:%Y-%m-%d %H:%M} UTC" in html
+    assert f"started {when:%Y-%m-%d %H:%M:%S} UTC, took {took:,.1f} s" in html
+    # a run of an older tbml, without started_at: when its manifest was written, said as such
+    run = tmp_path / "old"
+    shutil.copytree(scored_run, run)
+    (run / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "started_at"}))
+    written = pd.Timestamp((run / "manifest.json").stat().st_mtime, unit="s", tz="UTC")
+    html = report.write_report(run, out=tmp_path / "old.html", top=2).read_text(encoding="utf-8")
+    assert f"{written:%Y-%m-%d %H:%M:%S} UTC, when its manifest.json was written" in html
+
+
+def _payments_file(run: Path) -> pd.DataFrame:
+    """payments.parquet as the proposed scoring change would write it: every accepted transfer, how it was linked
+    and the invoice key it settles, linked by tbml's own rule with the run's settings."""
+    from tbml.api import mark_rejected_invoices, validate_files
+    from tbml.features.reconciliation import LinkRule, invoice_keys, link_transfers
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    loaded = validate_files(*(s["path"] for s in manifest["inputs"])).results
+    invoices = loaded[0].accepted
+    transfers = mark_rejected_invoices(loaded[1].accepted, loaded[0].rejected_keys)
+    r = manifest["config"]["reconciliation"]
+    links = link_transfers(invoices, transfers, LinkRule(r["amount_tolerance"], r["window_before_days"],
+                                                         r["window_after_days"]))
+    at = links["invoice_pos"].to_numpy()
+    keys = invoice_keys(invoices).to_numpy(dtype=object)
+    columns = [c for c in report._PAYMENT_COLUMNS if c in transfers]
+    return transfers[columns].assign(link=links["link"].to_numpy(), paid_invoice=pd.array(
+        np.where(at >= 0, keys[np.maximum(at, 0)], None), dtype="string"))
+
+
+def _payment_rows(html: str, row_id: str) -> list[list[str]]:
+    """The cells of each payment listed in a table row's drill-down."""
+    row = html[html.index(f'<tr id="{row_id}"'):]
+    row = row[:row.index("</details>")]
+    if 'class="payments' not in row:
+        return []
+    listing = row[row.index('class="payments'):row.index("</table>")]
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, flags=re.S)]
+            for r in re.findall(r"<tr>(.*?)</tr>", listing, flags=re.S)[1:]]
+
+
+def test_a_structuring_alert_lists_the_payments_it_was_split_into(scored_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(scored_run, run)
+    _payments_file(run).to_parquet(run / report.PAYMENTS_NAME)
+    alerts = pd.read_parquet(run / "alerts.parquet")
+    html = report.write_report(run, out=tmp_path / "r.html", top=3).read_text(encoding="utf-8")
+    structuring = alerts[(alerts["suspected_typology"] == "structuring") & (alerts["item"] == "invoice")]
+    assert len(structuring)
+    for alert in structuring.itertuples():
+        listed = _payment_rows(html, f"row-{alert.rank}")
+        # what scoring counted is what the drill-down lists: the same payments, the same split
+        assert len(listed) == min(alert.n_payments, report._PAYMENTS_SHOWN) > 0
+        under = [p for p in listed if "under the threshold" in p[6]]
+        assert len(under) == alert.split_payments >= 2
+        for payment_id, date, amount, payer, payee, channel, note in listed:
+            assert payer.startswith(str(alert.importer_id)) or "other than the importer" in note
+            assert payment_id.startswith("TR") and re.fullmatch(r"\d{4}-\d\d-\d\d", date)
+        amounts = [float(p[2].split(" = ")[-1].split()[0].replace(",", "")) for p in listed]
+        assert sum(amounts) == pytest.approx(alert.paid, rel=1e-3)  # the payments add up to what was paid
+    third = alerts[(alerts["suspected_typology"] == "third_party_payment") & (alerts["item"] == "invoice")].iloc[0]
+    notes = [p[6] for p in _payment_rows(html, f"row-{third['rank']}")]
+    assert any(third["third_party_id"] in p for p in map(str, _payment_rows(html, f"row-{third['rank']}")))
+    assert any("other than the importer" in n or "other than the exporter" in n or "outside the corridor" in n
+               for n in notes)
+
+
+def test_a_payment_with_no_invoice_lists_the_payers_other_payments_to_that_payee(scored_run, tmp_path):
+    """Without payments.parquet, what the run holds: payments that settle no invoice (items.parquet)."""
+    alerts = pd.read_parquet(scored_run / "alerts.parquet")
+    items = pd.read_parquet(scored_run / "items.parquet")
+    html = report.write_report(scored_run, out=tmp_path / "r.html", top=3).read_text(encoding="utf-8")
+    phantom = alerts[alerts["item"] == "transfer"]
+    assert len(phantom)
+    unmatched = items[items["item"] == "transfer"]
+    for alert in phantom.head(20).itertuples():
+        listed = _payment_rows(html, f"row-{alert.rank}")
+        pair = unmatched[(unmatched["payer_id"] == alert.payer_id) & (unmatched["payee_id"] == alert.payee_id)
+                         & ((unmatched["date"] - alert.date).abs() <= pd.Timedelta(days=10))]
+        assert [p[0] for p in listed] == pair.sort_values(["date", "transfer_id"])["transfer_id"].head(12).tolist()
+        assert [p[6] for p in listed if p[0] == alert.transfer_id][0].startswith("this payment")
+    # the page says once where an invoice's payments are, rather than listing none
+    transfers = json.loads((scored_run / "manifest.json").read_text())["inputs"][1]["path"]
+    assert html.count(f"the payments themselves are in {transfers}, which this run folder does not copy") == 1

@@ -7,7 +7,7 @@ function openTarget(){
   // a drill-down link (#entity-X, #network-N1, #alert-3) opens the <details> it points into
   var id=decodeURIComponent(location.hash.slice(1)), el=id&&document.getElementById(id);
   if(el&&el.hidden){  // an alert row the filters hide: clear them so the link lands
-    ['alert-filter','alert-typology'].forEach(function(f){var i=document.getElementById(f);if(i)i.value='';});
+    document.querySelectorAll('#alert-filter,select[data-filter]').forEach(function(i){i.value='';});
     var f=document.getElementById('alert-filter');if(f)f.dispatchEvent(new Event('input'));
   }
   for(var node=el;node;node=node.parentElement){if(node.tagName==='DETAILS')node.open=true;}
@@ -15,12 +15,14 @@ function openTarget(){
 }
 function setupTable(table){
   var body=table.tBodies[0], rows=Array.prototype.slice.call(body.rows);
-  var text=document.getElementById('alert-filter'), kind=document.getElementById('alert-typology');
+  // the text filter, and one <select data-filter="X"> per row attribute data-X (typology, status)
+  var text=document.getElementById('alert-filter'), selects=document.querySelectorAll('select[data-filter]');
   var count=document.getElementById('alert-count');
   function apply(){
-    var q=(text&&text.value||'').toLowerCase().trim(), t=kind&&kind.value||'', shown=0;
+    var q=(text&&text.value||'').toLowerCase().trim(), shown=0;
     rows.forEach(function(r){
-      var keep=(!t||r.getAttribute('data-typology')===t)&&(!q||r.textContent.toLowerCase().indexOf(q)>=0);
+      var keep=!q||r.textContent.toLowerCase().indexOf(q)>=0;
+      selects.forEach(function(s){if(s.value&&r.getAttribute('data-'+s.getAttribute('data-filter'))!==s.value)keep=false;});
       r.hidden=!keep; if(keep)shown++;
     });
     if(count)count.textContent=shown.toLocaleString('en');
@@ -44,7 +46,7 @@ function setupTable(table){
     th.addEventListener('keydown',function(e){if(e.key==='Enter')sort();});
   });
   if(text)text.addEventListener('input',apply);
-  if(kind)kind.addEventListener('change',apply);
+  selects.forEach(function(s){s.addEventListener('change',apply);});
   apply();
 }
 document.addEventListener('DOMContentLoaded',function(){
