@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -133,7 +135,8 @@ def generate(out_dir, n_invoices, seed, sample, laundering_rate, typologies, mir
             raise click.UsageError(str(exc)) from None
     if declarants != "none":
         kwargs["declarants"] = declarants
-    summary = api.generate_files(out_dir, n_invoices, seed, laundering_rate, fmt, **kwargs)
+    with _progress(f"generating {n_invoices:,} invoices"):
+        summary = api.generate_files(out_dir, n_invoices, seed, laundering_rate, fmt, **kwargs)
     mirrored = summary["export_declarations"]
     lines = f"{summary['n_invoices']:,} invoices" + (f" ({mirrored:,} of them export declarations)" if mirrored else "")
     click.echo(f"{lines} and {summary['n_transfers']:,} transfers "
@@ -175,6 +178,54 @@ def _console():
     from rich.console import Console
 
     return Console()
+
+
+def _progress_console():
+    """A rich console on stderr when stderr is a terminal, for progress bars; None for a pipe or a file."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@contextmanager
+def _progress(task: str, piped_lines: bool = False, indent: str = "  "):
+    """A progress bar on stderr while ``task`` runs, when stderr is a terminal: it counts steps where the
+    work numbers them ("[2/5] file" from a batch) and pulses where it cannot know how far it is, with the
+    time taken. The yielded ``say(line)`` prints ``indent + line`` above the bar. Piped or redirected there
+    is no bar, and ``say`` writes the line to stderr only if ``piped_lines``. stdout, where data goes, is
+    never touched."""
+    console = _progress_console()
+    if console is None:
+        yield (lambda line: click.echo(f"{indent}{line}", err=True)) if piped_lines else (lambda line: None)
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[done]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        job = bar.add_task(task, total=None, done="")
+
+        def say(line: str) -> None:
+            bar.console.print(_plain(f"{indent}{line}"))
+            step = re.match(r"\s*\[(\d+)/(\d+)\]", line)
+            if step:  # a step starts: those before it are done
+                done, total = int(step[1]) - 1, int(step[2])
+                bar.update(job, completed=done, total=total, done=f"{done}/{total} done", refresh=True)
+
+        yield say
+
+
+class _Say(logging.Handler):
+    """Log lines to a ``say`` of ``_progress``."""
+
+    def __init__(self, say):
+        super().__init__()
+        self.say = say
+
+    def emit(self, record):
+        self.say(self.format(record))
 
 
 def _plain(text):
@@ -330,10 +381,10 @@ def score(invoices, transfers, mapping, transfers_mapping, config, reference_pri
     from tbml import api
 
     config = _with_selection(config, budget, explore)
-    result = api.score_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
-                             config=config, out_dir=out_dir, strict=strict, reference_prices=reference_prices,
-                             model=model, store=store,
-                             progress=lambda line: click.echo(f"  {line}", err=True), **read)
+    with _progress(f"scoring {click.format_filename(invoices, shorten=True)}", piped_lines=True) as say:
+        result = api.score_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
+                                 config=config, out_dir=out_dir, strict=strict, reference_prices=reference_prices,
+                                 model=model, store=store, progress=say, **read)
     m = result.manifest
     if m.get("store", {}).get("already_in_store") and "alerts" not in m:
         runs = ", ".join(sorted(set(m["store"]["already_in_store"].values())))
@@ -397,11 +448,12 @@ def evaluate(invoices, transfers, mapping, transfers_mapping, config, reference_
             pd.Timestamp(split_date)
         except ValueError:
             raise click.BadParameter(f"{split_date!r} is not a date (YYYY-MM-DD)", param_hint="--split-date") from None
-    result = api.evaluate_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
-                                config=config, reference_prices=reference_prices, test=test,
-                                test_transfers=test_transfers, split_date=split_date,
-                                **({"progress": lambda line: click.echo(f"  {line}", err=True)} if test or split_date
-                                   else {}), **read)
+    # piped, only training on earlier files says its stages (as before); on a terminal every run draws a bar
+    with _progress("training on the earlier files, then testing" if test or split_date else "scoring, then the baselines",
+                   piped_lines=bool(test or split_date)) as say:
+        result = api.evaluate_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
+                                    config=config, reference_prices=reference_prices, test=test,
+                                    test_transfers=test_transfers, split_date=split_date, progress=say, **read)
     click.echo(json.dumps(result) if as_json else table(result))
 
 
@@ -445,13 +497,14 @@ def batch(job, force):
     """
     from tbml import batch as batch_module
 
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter("%(message)s"))
-    batch_module.LOG.addHandler(console)
-    try:
-        result = batch_module.run_batch(job, force=force)
-    finally:
-        batch_module.LOG.removeHandler(console)
+    with _progress(f"batch {click.format_filename(job, shorten=True)}", piped_lines=True, indent="") as say:
+        console = _Say(say)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        batch_module.LOG.addHandler(console)
+        try:
+            result = batch_module.run_batch(job, force=force)
+        finally:
+            batch_module.LOG.removeHandler(console)
     for f in result.files:
         click.echo(f"{f.status:<11} {f.run_id}: " + (f.reason if f.status == "failed" else
                    f"{f.rows_in:,} rows in, {f.rows_quarantined:,} quarantined, {f.alerts:,} alerts"))
@@ -494,10 +547,11 @@ def train(invoices, transfers, mapping, transfers_mapping, config, name, alias, 
         raise click.UsageError("--no-register needs --save, or the trained model would go nowhere")
     from tbml import api
 
-    info = api.train_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
-                           config=config, name=name, alias=alias, experiment=experiment, save=save,
-                           register=not no_register, data_source=data_source, supervised=supervised or bool(labels),
-                           labels=labels, progress=lambda line: click.echo(f"  {line}", err=True), **read)
+    with _progress(f"training on {click.format_filename(invoices, shorten=True)}", piped_lines=True) as say:
+        info = api.train_files(invoices, transfers, mapping=mapping, transfers_mapping=transfers_mapping,
+                               config=config, name=name, alias=alias, experiment=experiment, save=save,
+                               register=not no_register, data_source=data_source,
+                               supervised=supervised or bool(labels), labels=labels, progress=say, **read)
     if "supervised" in info:
         s = info["supervised"]
         click.echo(f"learned from {s['lines']:,} labelled lines ({s['laundering']:,} laundering; {s['source']}); "
