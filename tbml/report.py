@@ -152,7 +152,7 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
         "by_typology": bar_chart(_counts(alerts["suspected_typology"].map(typology_name)),
                                  "alerts by suspected typology"),
         "by_corridor": bar_chart(_counts(_corridors(alerts), 12), "alerts by corridor"),
-        "n_alerts": len(alerts), "n_top": len(shown),
+        "n_alerts": len(alerts), "n_top": len(shown), "n_resolved": int(resolved.sum()),
         "top_alerts": [dict(_alert_card(a, peers, currency, fitted_on_input), first_seen=seen, age=age,
                             payment_list=payments.get(a["rank"], _NO_PAYMENTS))
                        for a, seen, age in zip(shown.to_dict("records"), *_ages(shown, run_time["started"]))],
@@ -418,13 +418,16 @@ def _payment_list(payments: pd.DataFrame, alert: dict, rule: dict, note: str) ->
             outside = [c for c in (_text(p.get("payer_country")), _text(p.get("payee_country"))) if c and corridor and c not in corridor]
             if outside:
                 marks.append(f"through {', '.join(dict.fromkeys(outside))}, outside the corridor")
+        elif _text(p.get("paid_invoice")):
+            marks.append(f"settles invoice {_text(p.get('paid_invoice'))}")
         elif not _text(p.get("link")):
             marks.append("no invoice found")
         amount = f"{number(_f(p.get('amount')))} {_text(p.get('currency'))}".strip()
         if _text(p.get("currency")) != rule["currency"] and np.isfinite(reported):
             amount += f" = {number(reported)} {rule['currency']}"
         rows.append({"id": _text(p.get("transfer_id")), "date": _text(p.get("date"))[:10], "amount": amount,
-                     "payer": _party(p, "payer"), "payee": _party(p, "payee"), "channel": _text(p.get("channel")),
+                     "payer": _party(p, "payer"), "payee": _party(p, "payee"),
+                     "channel": _text(p.get("channel")).replace("_", " "),
                      "marks": marks})
     return {"rows": rows, "more": max(0, len(payments) - len(rows)), "note": note}
 

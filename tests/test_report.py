@@ -4,6 +4,7 @@ data is escaped, and writing it is atomic."""
 import json
 import re
 import shutil
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -361,15 +362,19 @@ def _payments_file(run: Path) -> pd.DataFrame:
         np.where(at >= 0, keys[np.maximum(at, 0)], None), dtype="string"))
 
 
-def _payment_rows(html: str, row_id: str) -> list[list[str]]:
-    """The cells of each payment listed in a table row's drill-down."""
+def _payment_rows(html: str, row_id: str) -> list[dict]:
+    """The payments listed in a table row's drill-down: id, date, amount (in the reporting currency), payer,
+    payee and the notes on each."""
     row = html[html.index(f'<tr id="{row_id}"'):]
     row = row[:row.index("</details>")]
-    if 'class="payments' not in row:
-        return []
-    listing = row[row.index('class="payments'):row.index("</table>")]
-    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, flags=re.S)]
-            for r in re.findall(r"<tr>(.*?)</tr>", listing, flags=re.S)[1:]]
+    out = []
+    for item in re.findall(r"<li>(.*?)</li>", row[row.index('<ul class="payments">'):] if 'class="payments"' in row else ""):
+        notes = re.search(r"<em>(.*?)</em>", item)
+        fields = unescape(re.sub(r"<[^>]+>", "", item)).split(" · ")
+        payer, payee = fields[3].split(" → ")
+        out.append({"id": fields[0], "date": fields[1], "amount": float(fields[2].split(" = ")[-1].split()[0].replace(",", "")),
+                    "payer": payer, "payee": payee, "notes": unescape(notes.group(1)) if notes else ""})
+    return out
 
 
 def test_a_structuring_alert_lists_the_payments_it_was_split_into(scored_run, tmp_path):
@@ -384,18 +389,23 @@ def test_a_structuring_alert_lists_the_payments_it_was_split_into(scored_run, tm
         listed = _payment_rows(html, f"row-{alert.rank}")
         # what scoring counted is what the drill-down lists: the same payments, the same split
         assert len(listed) == min(alert.n_payments, report._PAYMENTS_SHOWN) > 0
-        under = [p for p in listed if "under the threshold" in p[6]]
+        under = [p for p in listed if "under the threshold" in p["notes"]]
         assert len(under) == alert.split_payments >= 2
-        for payment_id, date, amount, payer, payee, channel, note in listed:
-            assert payer.startswith(str(alert.importer_id)) or "other than the importer" in note
-            assert payment_id.startswith("TR") and re.fullmatch(r"\d{4}-\d\d-\d\d", date)
-        amounts = [float(p[2].split(" = ")[-1].split()[0].replace(",", "")) for p in listed]
-        assert sum(amounts) == pytest.approx(alert.paid, rel=1e-3)  # the payments add up to what was paid
+        for p in listed:
+            assert p["payer"].startswith(str(alert.importer_id)) or "other than the importer" in p["notes"]
+            assert p["id"].startswith("TR") and re.fullmatch(r"\d{4}-\d\d-\d\d", p["date"])
+        assert sum(p["amount"] for p in listed) == pytest.approx(alert.paid, rel=1e-3)  # they add up to what was paid
+    # a third-party payment's drill-down shows the outsider's payment, and says what is wrong with it
     third = alerts[(alerts["suspected_typology"] == "third_party_payment") & (alerts["item"] == "invoice")].iloc[0]
-    notes = [p[6] for p in _payment_rows(html, f"row-{third['rank']}")]
-    assert any(third["third_party_id"] in p for p in map(str, _payment_rows(html, f"row-{third['rank']}")))
-    assert any("other than the importer" in n or "other than the exporter" in n or "outside the corridor" in n
-               for n in notes)
+    listed = _payment_rows(html, f"row-{third['rank']}")
+    outsider = [p for p in listed if third["third_party_id"] in (p["payer"].split()[0], p["payee"].split()[0])]
+    assert outsider and all(re.search("other than the (importer|exporter)|outside the corridor", p["notes"])
+                            for p in outsider)
+    # the same payments in the top alerts' cards, as a table
+    top = alerts.iloc[0]
+    card = html[html.index(f'id="alert-{top["rank"]}"'):]
+    card = card[:card.index("</section>")]
+    assert card.count("<tr><td>TR") == min(int(top["n_payments"] or 0), report._PAYMENTS_SHOWN)
 
 
 def test_a_payment_with_no_invoice_lists_the_payers_other_payments_to_that_payee(scored_run, tmp_path):
@@ -410,8 +420,9 @@ def test_a_payment_with_no_invoice_lists_the_payers_other_payments_to_that_payee
         listed = _payment_rows(html, f"row-{alert.rank}")
         pair = unmatched[(unmatched["payer_id"] == alert.payer_id) & (unmatched["payee_id"] == alert.payee_id)
                          & ((unmatched["date"] - alert.date).abs() <= pd.Timedelta(days=10))]
-        assert [p[0] for p in listed] == pair.sort_values(["date", "transfer_id"])["transfer_id"].head(12).tolist()
-        assert [p[6] for p in listed if p[0] == alert.transfer_id][0].startswith("this payment")
+        assert [p["id"] for p in listed] == pair.sort_values(["date", "transfer_id"])["transfer_id"].head(12).tolist()
+        [mine] = [p["notes"] for p in listed if p["id"] == alert.transfer_id]
+        assert mine.startswith("this payment; ") and mine.endswith("no invoice found")
     # the page says once where an invoice's payments are, rather than listing none
     transfers = json.loads((scored_run / "manifest.json").read_text())["inputs"][1]["path"]
     assert html.count(f"the payments themselves are in {transfers}, which this run folder does not copy") == 1
