@@ -193,8 +193,9 @@ def _run_time(manifest: dict, run_dir: Path) -> dict:
 
 # ---- statuses (with a case store) ----------------------------------------------------------------------
 
-# The statuses ``tbml score --store`` gives a run's alerts, in the order the summary names them.
-STATUS_ORDER = ("new", "raised", "seen before", "re-raised", "changed", "resolved")
+# The statuses ``tbml score --store`` gives a run's alerts, in the order the summary names them (the order
+# the case store lists a run's alerts in).
+STATUS_ORDER = ("new", "raised", "re-raised", "changed", "seen before", "resolved")
 STATUS_GLOSSARY = [
     ("status", "Where an alert stands against the case store's history: new (a line or payment of this run's "
                "files, alerted for the first time); raised (an earlier line, alerted now that new evidence came "
@@ -204,6 +205,8 @@ STATUS_GLOSSARY = [
                "or more, or its suspected typology changed); resolved (alerted before, no longer: its reason "
                "says why, such as the invoice a payment was waiting for)."),
     ("age", "Days from the run in which the alert was first raised to this run."),
+    ("decision", "An investigator's verdict on the alert (confirmed or dismissed, with tbml review decide), "
+                 "shown beside its status; a decided alert keeps its decision when raised again."),
 ]
 
 
@@ -269,7 +272,8 @@ def _alert_table(alerts: pd.DataFrame, entities: pd.DataFrame, networks: pd.Data
     limit = MAX_TABLE_ROWS if limit is None else limit
     listed = alerts.head(limit)
     first_seen, age = _ages(listed, started)
-    listed = listed.assign(_status=_statuses(listed), _first_seen=first_seen, _age=age)
+    decisions = listed["decision"].astype("string").fillna("").astype(object) if "decision" in listed else ""
+    listed = listed.assign(_status=_statuses(listed), _first_seen=first_seen, _age=age, _decision=decisions)
     rows, by_entity, by_network = [], {}, {}
     for a in listed.to_dict("records"):
         is_invoice = a.get("item") == "invoice"
@@ -283,7 +287,7 @@ def _alert_table(alerts: pd.DataFrame, entities: pd.DataFrame, networks: pd.Data
                                                   _text(a.get("importer_country" if is_invoice else "payee_country"))) if x),
                "value": _f(a.get("reporting_value") if is_invoice else a.get("reporting_amount")),
                "reasons": reasons, "payments": _payments(a),
-               "status": a["_status"], "first_seen": a["_first_seen"], "age": a["_age"]}
+               "status": a["_status"], "decision": a["_decision"], "first_seen": a["_first_seen"], "age": a["_age"]}
         rows.append(row)
         for _, party in parties:
             by_entity.setdefault(party, []).append(row)

@@ -317,10 +317,17 @@ def test_alerts_show_their_age_when_the_run_records_it(store_run, tmp_path):
     ages = _table_cells(html, "age (days)")
     assert ages == {f"row-{r}": str(r % 40) for r in alerts["rank"]}  # counted from first seen to the run's start
     assert f'title="first raised {first_seen.iloc[0]:%Y-%m-%d}"' in html
-    alerts.assign(first_seen=first_seen, age_days=7).to_parquet(run / "alerts.parquet")  # an age given wins
+    # as the case store gives them: first seen as a date, the age in whole days (missing for none), a decision
+    given = alerts.assign(first_seen=first_seen.dt.tz_localize(None).dt.normalize(),
+                          age_days=pd.array([7] * (len(alerts) - 1) + [None], dtype="Int64"),
+                          decision=pd.array(["dismissed"] + [None] * (len(alerts) - 1), dtype="string"))
+    given.to_parquet(run / "alerts.parquet")
     html = report.write_report(run, out=tmp_path / "given.html").read_text(encoding="utf-8")
-    assert set(_table_cells(html, "age (days)").values()) == {"7"}
+    assert list(_table_cells(html, "age (days)").values()) == ["7"] * (len(alerts) - 1) + [""]  # an age given wins
     assert "7 day(s) ago" in html  # in each top alert's card too
+    statuses = _table_cells(html, "status")
+    assert statuses[f"row-{alerts['rank'].iloc[0]}"] == f"{alerts['status'].iloc[0]} (dismissed)"
+    assert sum("(dismissed)" in s for s in statuses.values()) == 1
 
 
 def test_the_report_says_when_the_run_started(scored_run, tmp_path):
