@@ -371,12 +371,13 @@ def _payments_behind(run_dir: Path, alerts: pd.DataFrame, config: dict) -> dict[
 
         keys = invoice_keys(invoices).to_numpy(dtype=object)
         paid = source.to_table(columns=columns, filter=ds.field("paid_invoice").isin(sorted(set(keys)))).to_pandas()
-        same_file = "paid_invoice_file" in paid and "file_sha256" in invoices
-        groups = {k: g for k, g in paid.groupby(["paid_invoice", "paid_invoice_file"] if same_file else ["paid_invoice"],
-                                                 sort=False, dropna=False)}
-        for alert, key in zip(invoices.to_dict("records"), keys):
-            group = groups.get((key, alert["file_sha256"]) if same_file else (key,))
-            if group is not None:
+        by = ["paid_invoice", "paid_invoice_file"] if "paid_invoice_file" in paid and "file_sha256" in invoices \
+            else ["paid_invoice"]
+        groups = _records_by(paid, by)
+        files = invoices["file_sha256"].to_numpy(dtype=object) if len(by) == 2 else [None] * len(invoices)
+        for alert, key, file in zip(invoices.to_dict("records"), keys, files):
+            group = groups.get((key, file) if len(by) == 2 else (key,))
+            if group:
                 out[int(alert["rank"])] = _payment_list(group, alert, rule, "")
     if len(transfers):
         wanted = ds.field("payer_id").isin(sorted(set(transfers["payer_id"].dropna().astype(str))))
@@ -386,26 +387,33 @@ def _payments_behind(run_dir: Path, alerts: pd.DataFrame, config: dict) -> dict[
         pair = pair.merge(transfers[["rank", "payer_id", "payee_id", "date"]].rename(columns={"date": "alert_date"}),
                           on=["payer_id", "payee_id"])
         days = (pd.to_datetime(pair["date"]) - pd.to_datetime(pair["alert_date"])).dt.days.abs()
-        pair = pair[days <= rule["window"]]
-        groups = dict(list(pair.groupby("rank", sort=False)))
+        groups = _records_by(pair[(days <= rule["window"]).to_numpy()], ["rank"])
         for alert in transfers.to_dict("records"):
             note = (f"Payments from {_text(alert.get('payer_id'))} to {_text(alert.get('payee_id'))} within "
                     f"{rule['window']} days of this one"
                     + ("." if linked else ", of those with no invoice behind them (the run folder does not hold "
                                           "the payments that settle invoices)."))
-            group = groups.get(alert["rank"], pd.DataFrame(columns=columns))
-            out[int(alert["rank"])] = _payment_list(group, alert, rule, note)
+            out[int(alert["rank"])] = _payment_list(groups.get((alert["rank"],), []), alert, rule, note)
     return out
 
 
-def _payment_list(payments: pd.DataFrame, alert: dict, rule: dict, note: str) -> dict:
-    """Payments, earliest first, as rows for the page, each with what stands out about it for this alert."""
+def _records_by(payments: pd.DataFrame, keys: list[str]) -> dict[tuple, list[dict]]:
+    """The payments as records, earliest first, grouped by the values of ``keys``: one pass, not a frame per
+    alert (thousands of alerts)."""
     payments = payments.sort_values(["date", "transfer_id"], kind="stable")
+    groups: dict[tuple, list[dict]] = {}
+    for key, record in zip(zip(*(payments[k].tolist() for k in keys)), payments.to_dict("records")):
+        groups.setdefault(key, []).append(record)
+    return groups
+
+
+def _payment_list(payments: list[dict], alert: dict, rule: dict, note: str) -> dict:
+    """Payments (records, earliest first) as rows for the page, each with what stands out for this alert."""
     rows = []
     threshold, near = rule["threshold"], rule["threshold"] * (1 - rule["band"])
     is_invoice = alert.get("item") == "invoice"
     corridor = {_text(alert.get("exporter_country")), _text(alert.get("importer_country"))} - {""}
-    for p in payments.head(_PAYMENTS_SHOWN).to_dict("records"):
+    for p in payments[:_PAYMENTS_SHOWN]:
         reported = _f(p.get("reporting_amount"))
         marks = []
         if not is_invoice and p.get("transfer_id") == alert.get("transfer_id"):
