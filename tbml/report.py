@@ -134,6 +134,8 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
     in_network = dict(zip(rolled.entities["entity"], rolled.entities["network"]))
     networks = rolled.networks
     run_time = _run_time(manifest, run_dir)
+    # alerts chosen by a budget may include explored ones below the threshold: the charts start where they do
+    lowest = float(np.floor(min(manifest.get("alert_threshold", 30), alerts["risk"].min(skipna=True))))
     table = _alert_table(pd.concat([rolled.alerts, resolved_alerts]), rolled.entities, networks,
                          started=run_time["started"])
     payments = _payments_behind(run_dir, pd.concat([shown, table.pop("listed")]).drop_duplicates("rank"), config)
@@ -145,7 +147,8 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
         "manifest": manifest,
         "currency": currency,
         "accounting": _accounting(manifest),
-        "risk_bands": _risk_bands(alerts, manifest.get("alert_threshold", 30)),
+        "risk_bands": _risk_bands(alerts, lowest),
+        "selection": _selection_text(manifest),
         "status_counts": _status_counts(everything),
         # where the payments that settle invoices are, when this folder does not hold them
         "payments_elsewhere": None if (run_dir / PAYMENTS_NAME).is_file() else transfers_file,
@@ -169,10 +172,23 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
         "glossary": GLOSSARY + (STATUS_GLOSSARY if "status" in everything else []),
         "run_time": run_time,
         "scored_at": run_time["text"],
-        "by_risk": bar_chart(_risk_histogram(alerts, manifest.get("alert_threshold", 30)), "alerts by risk"),
+        "by_risk": bar_chart(_risk_histogram(alerts, lowest), "alerts by risk"),
         "by_month": bar_chart(_by_month(alerts), "alerts by month of the invoice or payment"),
         **table,
     }
+
+
+def _selection_text(manifest: dict) -> str:
+    """How the run chose its alerts, in the words the console uses: "at risk >= 30 (at most 5% of the
+    items)", or "by the budget 500", and how many of them were explored."""
+    threshold, budget = manifest.get("alert_threshold", 30), manifest.get("budget") or {}
+    chosen = str(budget.get("budget", "auto"))
+    text = (f"at risk ≥ {threshold:g}" + (f" (at most {100 * budget['max_alert_share']:g}% of the items)"
+                                         if _finite(budget.get("max_alert_share")) else "")
+            if chosen == "auto" else f"by the budget {chosen}")
+    explored = budget.get("explored") or 0
+    return text + (f", {int(explored):,} of them explored (little evidence; reviewing them teaches the model)"
+                   if explored else "")
 
 
 def _run_time(manifest: dict, run_dir: Path) -> dict:

@@ -1,6 +1,7 @@
 """The HTML report: what it shows matches the run, its charts draw the right things, every text from the
 data is escaped, and writing it is atomic."""
 
+import dataclasses
 import json
 import re
 import shutil
@@ -433,3 +434,24 @@ def test_a_payment_with_no_invoice_lists_the_payers_other_payments_to_that_payee
     # the page says once where an invoice's payments are, rather than listing none
     transfers = json.loads((scored_run / "manifest.json").read_text())["inputs"][1]["path"]
     assert html.count(f"the payments themselves are in {transfers}, which this run folder does not copy") == 1
+
+
+def test_alerts_chosen_by_a_budget_with_exploration_are_all_shown_and_counted(tmp_path):
+    """--budget 400 --explore 0.1 on 3,000 invoices: more alerts than items at risk >= 30, some explored."""
+    from tbml.api import generate_files, score_files
+    from tbml.config import Config
+
+    generate_files(tmp_path / "data", n_invoices=3000, seed=4, laundering_rate=0.04)
+    config = Config()
+    config = dataclasses.replace(config, fusion=dataclasses.replace(config.fusion, budget="400", explore_share=0.1))
+    score_files(tmp_path / "data" / "invoices.csv", tmp_path / "data" / "transfers.csv", config=config,
+                out_dir=tmp_path / "run")
+    alerts = pd.read_parquet(tmp_path / "run" / "alerts.parquet")
+    explored = int((alerts["selected_by"] == "exploration").sum())
+    assert len(alerts) == 400 and explored == 40 and (alerts["risk"] < 30).sum() > 20
+    html = report.write_report(tmp_path / "run", out=tmp_path / "r.html").read_text(encoding="utf-8")
+    assert f"400 alerts by the budget 400, {explored} of them explored" in html
+    bars = re.search(r'aria-label="alerts by risk">(.*?)</svg>', html).group(1)
+    assert sum(int(v.replace(",", "")) for v in re.findall(r'fill="#1f2933">([\d,]+)</text>', bars)) == 400
+    bands = re.findall(r'<span class="tag">risk [\d-]+: ([\d,]+)</span>', html)
+    assert sum(int(b.replace(",", "")) for b in bands) == 400  # every alert in a band, the lowest too
