@@ -283,7 +283,9 @@ def test_a_store_run_shows_each_alerts_status_and_the_counts_by_status(store_run
     said = ", ".join(f"{counts[s]:,} {s}" for s in order)
     assert f"Against the case store: {said}." in html
     open_alerts = alerts[alerts["status"] != "resolved"]
-    assert f"{len(open_alerts):,} alerts at risk &ge; 30 (" in html  # resolved alerts are not counted as alerts
+    opened = ", ".join(f"{counts[s]:,} {s}" for s in order if s != "resolved")
+    # resolved alerts are not counted as alerts
+    assert f"{len(open_alerts):,} alerts at risk ≥ 30 (at most 5% of the items): {opened}; " in html
     assert f"; {counts['resolved']:,} earlier alert(s) resolved" in html
     # every alert is a row with its status, which the status filter offers
     statuses = _table_cells(html, "status")
