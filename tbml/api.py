@@ -90,7 +90,8 @@ def validate_files(
 
 # Every file tbml writes into a run folder. A folder whose manifest.json is tbml's holds only tbml's files
 # under these names, so a new run removes those it does not write: no alerts of yesterday beside today's.
-RUN_FILES = ("alerts.csv", "alerts.parquet", "alerts.jsonl", "items.parquet", "entities.csv", "networks.csv",
+RUN_FILES = ("alerts.csv", "alerts.parquet", "alerts.jsonl", "items.parquet", "payments.parquet", "entities.csv",
+             "networks.csv",
              "quarantine_invoices.csv", "quarantine_transfers.csv", "report.html", "manifest.json")
 
 
@@ -201,7 +202,8 @@ def score_files(
     on the files themselves (peer prices and profiles from the file).
 
     Writes to ``out_dir``, each atomically: alerts.csv and alerts.parquet (ranked, with reasons),
-    items.parquet (everything scored), entities.csv, networks.csv, quarantine_*.csv, manifest.json.
+    items.parquet (everything scored), payments.parquet (every payment and the invoice it settles), entities.csv,
+    networks.csv, quarantine_*.csv, manifest.json.
     ``progress`` is called with a line as each stage finishes.
 
     With ``store`` (a DuckDB file, created if absent; see ``tbml.store``) the files are judged together
@@ -322,6 +324,8 @@ def score_files(
         tables = {"alerts_csv": ("alerts.csv", alerts_for_csv(alerts)), "alerts_parquet": ("alerts.parquet", alerts),
                   "alerts_jsonl": ("alerts.jsonl", alerts), "items": ("items.parquet", items),
                   "entities": ("entities.csv", entities), "networks": ("networks.csv", networks)}
+        if scored.payments is not None:  # the report lists the payments behind each invoice's alert
+            tables["payments"] = ("payments.parquet", scored.payments)
         tables |= {f"quarantine_{r.kind}": (f"quarantine_{r.kind}.csv", r.quarantined) for r in validation.results}
         # the manifest holds the stage times, the write's too: timed when the tables are written
         outputs = write_run(out_dir, tables, manifest, written=lambda: stage("write", started))

@@ -369,7 +369,8 @@ def score(invoices, transfers, mapping, transfers_mapping, config, reference_pri
 
     No trained model is needed: peer prices and trader profiles come from the files themselves. Writes
     OUT/alerts.csv and OUT/alerts.parquet (ranked), OUT/items.parquet (everything scored),
-    OUT/entities.csv and OUT/networks.csv (alerts rolled up), quarantined rows and OUT/manifest.json.
+    OUT/payments.parquet (every payment and the invoice it settles), OUT/entities.csv and OUT/networks.csv
+    (alerts rolled up), quarantined rows and OUT/manifest.json.
 
     \b
     Example:

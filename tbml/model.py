@@ -32,7 +32,8 @@ from tbml.features.mirror import counterpart_exports, has_both_sides, mirror_gap
 from tbml.features.network import cycle_features
 from tbml.features.pricing import kg_per_unit_deviation, kg_per_unit_table
 from tbml.features.reconciliation import (
-    LinkRule, PaymentRule, invoice_payment_features, link_transfers, shipment_features, transfer_features)
+    LinkRule, PaymentRule, invoice_payment_features, link_transfers, linked_payments, shipment_features,
+    transfer_features)
 from tbml.defaults import resolve
 from tbml.io import read_yaml
 from tbml.mapping import KEPT_PREFIX
@@ -68,6 +69,8 @@ class Scored:
     note: str = ""  # what could not be judged, in words for the console and the manifest
     # evidence that fired on too large a share of the items to keep its weight: name -> share, factor
     tempered: dict = field(default_factory=dict)
+    # every transfer with the invoice it settles (``tbml.features.reconciliation.linked_payments``)
+    payments: pd.DataFrame | None = None
 
     def alerts(self, threshold: float | None = None) -> pd.DataFrame:
         """The items chosen as alerts (``alert``: by the budget, see ``tbml.budget``), or with ``threshold``
@@ -91,8 +94,10 @@ class TBMLModel:
         """``fit`` then ``score`` on the same files, building every feature and forest score once."""
         links = self._links(invoices, transfers)
         items, strangeness = self._fit(invoices, transfers, links)
-        return self._rank(items, self._transfer_items(transfers, links), strangeness,
-                          n_transfers=len(transfers) if transfers is not None else 0)
+        scored = self._rank(items, self._transfer_items(transfers, links), strangeness,
+                            n_transfers=len(transfers) if transfers is not None else 0)
+        scored.payments = linked_payments(invoices, transfers, links[0]) if links is not None else None
+        return scored
 
     def _fit(self, invoices, transfers, links) -> tuple[pd.DataFrame, np.ndarray]:
         """Fit every part; return the fitted lines' items and their forest anomaly scores."""
@@ -184,8 +189,10 @@ class TBMLModel:
     def score(self, invoices: pd.DataFrame, transfers: pd.DataFrame | None = None) -> Scored:
         """Every invoice line and unmatched transfer, ranked by risk, with reasons."""
         links = self._links(invoices, transfers)
-        return self._rank(self._invoice_items(invoices, transfers, links), self._transfer_items(transfers, links),
-                          n_transfers=len(transfers) if transfers is not None else 0)
+        scored = self._rank(self._invoice_items(invoices, transfers, links), self._transfer_items(transfers, links),
+                            n_transfers=len(transfers) if transfers is not None else 0)
+        scored.payments = linked_payments(invoices, transfers, links[0]) if links is not None else None
+        return scored
 
     def _links(self, invoices, transfers):
         if not hasattr(self, "high_risk_"):

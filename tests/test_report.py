@@ -353,23 +353,10 @@ def test_the_report_says_when_the_run_started(scored_run, tmp_path):
 
 
 def _payments_file(run: Path) -> pd.DataFrame:
-    """payments.parquet as the proposed scoring change would write it: every accepted transfer, how it was linked
-    and the invoice key it settles, linked by tbml's own rule with the run's settings."""
-    from tbml.api import mark_rejected_invoices, validate_files
-    from tbml.features.reconciliation import LinkRule, invoice_keys, link_transfers
-
-    manifest = json.loads((run / "manifest.json").read_text())
-    loaded = validate_files(*(s["path"] for s in manifest["inputs"])).results
-    invoices = loaded[0].accepted
-    transfers = mark_rejected_invoices(loaded[1].accepted, loaded[0].rejected_keys)
-    r = manifest["config"]["reconciliation"]
-    links = link_transfers(invoices, transfers, LinkRule(r["amount_tolerance"], r["window_before_days"],
-                                                         r["window_after_days"]))
-    at = links["invoice_pos"].to_numpy()
-    keys = invoice_keys(invoices).to_numpy(dtype=object)
-    columns = [c for c in report._PAYMENT_COLUMNS if c in transfers]
-    return transfers[columns].assign(link=links["link"].to_numpy(), paid_invoice=pd.array(
-        np.where(at >= 0, keys[np.maximum(at, 0)], None), dtype="string"))
+    """payments.parquet as scoring wrote it; the run must hold it (tbml score writes it with transfers)."""
+    path = run / report.PAYMENTS_NAME
+    assert path.is_file(), "tbml score wrote no payments.parquet"
+    return pd.read_parquet(path)
 
 
 def _payment_rows(html: str, row_id: str) -> list[dict]:
@@ -390,7 +377,7 @@ def _payment_rows(html: str, row_id: str) -> list[dict]:
 def test_a_structuring_alert_lists_the_payments_it_was_split_into(scored_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(scored_run, run)
-    _payments_file(run).to_parquet(run / report.PAYMENTS_NAME)
+    _payments_file(run)  # written by tbml score
     alerts = pd.read_parquet(run / "alerts.parquet")
     html = report.write_report(run, out=tmp_path / "r.html", top=3).read_text(encoding="utf-8")
     structuring = alerts[(alerts["suspected_typology"] == "structuring") & (alerts["item"] == "invoice")]
@@ -419,10 +406,14 @@ def test_a_structuring_alert_lists_the_payments_it_was_split_into(scored_run, tm
 
 
 def test_a_payment_with_no_invoice_lists_the_payers_other_payments_to_that_payee(scored_run, tmp_path):
-    """Without payments.parquet, what the run holds: payments that settle no invoice (items.parquet)."""
-    alerts = pd.read_parquet(scored_run / "alerts.parquet")
-    items = pd.read_parquet(scored_run / "items.parquet")
-    html = report.write_report(scored_run, out=tmp_path / "r.html", top=3).read_text(encoding="utf-8")
+    """Without payments.parquet (a run of an earlier tbml), what the run holds: payments that settle no
+    invoice (items.parquet)."""
+    run = tmp_path / "run"
+    shutil.copytree(scored_run, run)
+    (run / report.PAYMENTS_NAME).unlink()
+    alerts = pd.read_parquet(run / "alerts.parquet")
+    items = pd.read_parquet(run / "items.parquet")
+    html = report.write_report(run, out=tmp_path / "r.html", top=3).read_text(encoding="utf-8")
     phantom = alerts[alerts["item"] == "transfer"]
     assert len(phantom)
     unmatched = items[items["item"] == "transfer"]
@@ -434,7 +425,7 @@ def test_a_payment_with_no_invoice_lists_the_payers_other_payments_to_that_payee
         [mine] = [p["notes"] for p in listed if p["id"] == alert.transfer_id]
         assert mine.startswith("this payment; ") and mine.endswith("no invoice found")
     # the page says once where an invoice's payments are, rather than listing none
-    transfers = json.loads((scored_run / "manifest.json").read_text())["inputs"][1]["path"]
+    transfers = json.loads((run / "manifest.json").read_text())["inputs"][1]["path"]
     assert html.count(f"the payments themselves are in {transfers}, which this run folder does not copy") == 1
 
 

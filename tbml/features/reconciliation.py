@@ -75,6 +75,25 @@ def link_transfers(invoices: pd.DataFrame, transfers: pd.DataFrame, rule: LinkRu
                          "ref_rejected": ref_rejected}, index=transfers.index)
 
 
+PAYMENT_COLUMNS = ("transfer_id", "date", "payer_id", "payer_country", "payee_id", "payee_country", "amount",
+                   "currency", "reporting_amount", "channel", "invoice_ref")
+
+
+def linked_payments(invoices: pd.DataFrame, transfers: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+    """Every transfer with how it was linked (``link``, "" if not) and the key of the invoice it settles
+    (``paid_invoice``: what payments cite, see ``invoice_keys``; null if unlinked), plus that invoice's
+    file (``paid_invoice_file``) where rows carry ``file_sha256`` (a case store's union of files)."""
+    at = links["invoice_pos"].to_numpy()
+    keys = invoice_keys(invoices).to_numpy(dtype=object)
+    out = transfers[[c for c in PAYMENT_COLUMNS if c in transfers]].copy()
+    out["link"] = links["link"].to_numpy()
+    out["paid_invoice"] = pd.array(np.where(at >= 0, keys[np.maximum(at, 0)], None), dtype="string")
+    if "file_sha256" in invoices:
+        files = invoices["file_sha256"].astype(object).to_numpy()
+        out["paid_invoice_file"] = pd.array(np.where(at >= 0, files[np.maximum(at, 0)], None), dtype="string")
+    return out.reset_index(drop=True)
+
+
 def invoice_keys(invoices: pd.DataFrame) -> pd.Series:
     """What payments cite for each line: its commercial ``invoice_number`` where the file has one (a
     customs declaration's lines share it), else its ``invoice_id``."""
