@@ -19,7 +19,6 @@ typology, or risk moved by ``CHANGE_POINTS``), resolved (no longer alerted, or a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -33,9 +32,11 @@ import pyarrow as pa
 
 import tbml
 from tbml.errors import TBMLError
+from tbml.io import KEPT_PREFIX
 from tbml.schema import INVOICE_COLUMNS, TRANSFER_COLUMNS
 
-SCHEMA_VERSION = 2  # 2: investigators' decisions (a version-1 store is migrated on open)
+# 2: investigators' decisions; 3: the source columns a mapping keeps (older stores are migrated on open)
+SCHEMA_VERSION = 3
 # A risk moving by at least this many points (or a new suspected typology) is a change worth a line in an
 # alert's history; smaller moves (the forest refitted on one more day) only update the current risk.
 CHANGE_POINTS = 10.0
@@ -44,6 +45,9 @@ CHANGE_POINTS = 10.0
 # judgement an investigator already weighed.
 REOPEN_POINTS = 15.0
 DECISIONS = ("confirmed", "dismissed")
+# An alert's status in a run's alerts, in the order they are listed: what is news first, then what an
+# investigator already has (open, risk within CHANGE_POINTS of what was last reported), then what ended.
+RUN_STATUSES = ("new", "raised", "re-raised", "changed", "seen before", "resolved")
 # Test-only: with this set to a file path, ``record_run`` creates that file and sleeps inside its
 # transaction, so a test can kill the process mid-ingest (tests/test_store.py).
 PAUSE_ENV = "TBML_TEST_PAUSE_IN_TRANSACTION"
@@ -66,14 +70,16 @@ def _columns(canonical, derived: dict[str, str]) -> dict[str, str]:
     return out
 
 
-# The accepted, normalised rows as columns: canonical columns, labels, and what normalisation derives.
-# Source columns a mapping keeps (``src:...``) are not stored (see README, limits).
+# The accepted, normalised rows as columns: canonical columns, labels, what normalisation derives, and
+# the source columns a mapping keeps (``src:...``) as one JSON object per row (their names are the user's,
+# so they are values here, never column names in SQL).
 ROW_COLUMNS = {
     "invoices": _columns(INVOICE_COLUMNS, {"fx_rate": "DOUBLE", "reporting_value": "DOUBLE", "weight_basis": "VARCHAR",
                                            "hs2": "VARCHAR", "hs4": "VARCHAR", "hs6": "VARCHAR",
-                                           "quantity_unit_declared": "VARCHAR", "unit_status": "VARCHAR"}),
+                                           "quantity_unit_declared": "VARCHAR", "unit_status": "VARCHAR",
+                                           "source_columns": "VARCHAR"}),
     "transfers": _columns(TRANSFER_COLUMNS, {"fx_rate": "DOUBLE", "reporting_amount": "DOUBLE",
-                                             "rejected_invoice": "VARCHAR"}),
+                                             "rejected_invoice": "VARCHAR", "source_columns": "VARCHAR"}),
 }
 PROVENANCE = {"file_sha256": "VARCHAR NOT NULL", "source_row": "BIGINT NOT NULL", "run_id": "VARCHAR NOT NULL"}
 ALERT_COLUMNS = ["alert_id", "item", "item_id", "file_sha256", "source_row", "date", "risk", "typology", "reasons",
@@ -84,7 +90,9 @@ _DECISIONS_TABLE = ("CREATE TABLE decisions (alert_id VARCHAR NOT NULL, decision
                     " reviewer VARCHAR, decided_at TIMESTAMP NOT NULL, run_id VARCHAR NOT NULL, risk DOUBLE,"
                     " typology VARCHAR)")
 # Each migration takes a store from the version before it to this one; run in order, in one transaction.
-_MIGRATIONS = {2: [_DECISIONS_TABLE]}
+_MIGRATIONS = {2: [_DECISIONS_TABLE],
+               3: ["ALTER TABLE invoices ADD COLUMN source_columns VARCHAR",
+                   "ALTER TABLE transfers ADD COLUMN source_columns VARCHAR"]}
 
 
 def _schema() -> list[str]:
@@ -113,10 +121,19 @@ def _schema() -> list[str]:
 
 def alert_ids(item: pd.Series, file_sha256: pd.Series, source_row: pd.Series) -> pd.Series:
     """A stable id per scored item: the same stored row gives the same id in every run (rows are never
-    rewritten), so an alert keeps its history and, later, its decision."""
-    keys = item.astype(str) + "\x1f" + file_sha256.astype(str) + "\x1f" + source_row.astype("int64").astype(str)
-    return pd.Series(["A" + hashlib.sha256(k.encode()).hexdigest()[:15] for k in keys], index=item.index,
-                     dtype=object)
+    rewritten), so an alert keeps its history and, later, its decision. The id is "A" and the first 15
+    hex digits of sha256("item\\x1ffile_sha256\\x1fsource_row"), hashed by DuckDB (a union of a year's rows
+    holds a few hundred thousand; hashlib one by one took a second of each run)."""
+    import duckdb
+
+    keys = pa.table({"item": pa.Array.from_pandas(item.astype(str)),  # no copy of Arrow-backed text
+                     "file": pa.Array.from_pandas(file_sha256.astype(str)),
+                     "row": pa.array(source_row.to_numpy(dtype="int64"), pa.int64())})
+    with duckdb.connect() as con:
+        con.register("item_keys", keys)
+        ids = con.sql("SELECT 'A' || left(sha256(item || chr(31) || file || chr(31) || CAST(row AS VARCHAR)), 15)"
+                      " AS alert_id FROM item_keys").fetchnumpy()["alert_id"]
+    return pd.Series(np.asarray(ids, dtype=object), index=item.index, dtype=object)
 
 
 @dataclass
@@ -129,6 +146,7 @@ class RunRecord:
     transfers: pd.DataFrame | None
     alerts: pd.DataFrame  # ALERT_COLUMNS: every alert this run created or touched, in its new state
     history: pd.DataFrame  # HISTORY_COLUMNS: one line per change
+    started: pd.Timestamp | None = None  # when the run began (the date alerts it raised were first seen)
 
 
 @dataclass
@@ -242,9 +260,11 @@ class Store:
     def history(self, kind: str, since: pd.Timestamp) -> pd.DataFrame:
         """Stored accepted rows of ``kind`` dated on or after ``since``, oldest run first."""
         table = _table(kind)
-        frame = self.con.execute(f"SELECT * FROM {table} WHERE date >= ? ORDER BY run_id, file_sha256, source_row",
-                                 [since.to_pydatetime()]).df()
-        return frame.drop(columns=["run_id"])
+        with self.con.cursor() as cursor:  # through Arrow: half the time of ``.df()`` on a year of rows
+            frame = cursor.sql(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE date >= $since"
+                               " ORDER BY run_id, file_sha256, source_row",
+                               params={"since": since.to_pydatetime()}).to_arrow_table().to_pandas()
+        return _unpack_kept(frame)
 
     def earlier_invoice_ids(self, invoice_ids: pd.Series) -> pd.DataFrame:
         """Stored invoice lines whose id is among ``invoice_ids``: invoice_id, file path, date, run."""
@@ -259,14 +279,24 @@ class Store:
                         " row_number() OVER (PARTITION BY alert_id ORDER BY decided_at DESC) AS latest"
                         " FROM decisions) d ON d.alert_id = a.alert_id AND d.latest = 1")
 
+    # the risk of each alert's latest line of history: what an investigator was last told of it
+    _LAST_REPORTED = ("LEFT JOIN (SELECT alert_id, arg_max(risk, run_id) AS reported_risk FROM alert_history"
+                      " GROUP BY alert_id) h ON h.alert_id = a.alert_id")
+
     def alerts(self, file_sha256s: list[str] | None = None) -> pd.DataFrame:
         """Current alerts, all or those of rows from the given files, each with ``decided_risk`` and
-        ``decided_typology`` of its latest decision (empty when undecided)."""
-        select = f"SELECT a.*, d.decided_risk, d.decided_typology FROM alerts a {self._LATEST_DECISION}"
+        ``decided_typology`` of its latest decision (empty when undecided), ``reported_risk`` (its risk
+        in its latest line of history) and ``first_seen_at`` (when the run that first raised it started)."""
+        select = (f"SELECT a.*, d.decided_risk, d.decided_typology, h.reported_risk, r.started AS first_seen_at"
+                  f" FROM alerts a {self._LATEST_DECISION} {self._LAST_REPORTED}"
+                  f" LEFT JOIN runs r ON r.run_id = a.first_seen_run")
         if file_sha256s is None:
-            return self.con.execute(select).df()
-        self._put("wanted_files", pd.DataFrame({"sha256": pd.Series(file_sha256s, dtype=object)}))
-        return self.con.execute(f"{select} JOIN wanted_files w ON a.file_sha256 = w.sha256").df()
+            frame = self.con.execute(select).df()
+        else:
+            self._put("wanted_files", pd.DataFrame({"sha256": pd.Series(file_sha256s, dtype=object)}))
+            frame = self.con.execute(f"{select} JOIN wanted_files w ON a.file_sha256 = w.sha256").df()
+        # as Python strings: ``isin`` of an Arrow string column against a year of ids converts each id alone
+        return frame.assign(alert_id=frame["alert_id"].astype(object))
 
     def review_list(self, status: str | None = None, limit: int | None = None) -> pd.DataFrame:
         """Alerts for an investigator, riskiest first: all, or those of one status (open, confirmed,
@@ -315,7 +345,7 @@ class Store:
         """Add the run, its files and rows, and the alerts' changes, in one transaction: all or nothing."""
         with self._transaction():
             self.con.execute("INSERT INTO runs VALUES (?, ?, ?, ?)",
-                             [run.run_id, pd.Timestamp.now().to_pydatetime(), tbml.__version__,
+                             [run.run_id, (run.started or pd.Timestamp.now()).to_pydatetime(), tbml.__version__,
                               json.dumps(run.manifest, default=str)])
             for f in run.files:
                 self.con.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?)",
@@ -399,6 +429,8 @@ class Store:
         for name, sql in columns.items():
             if name == "run_id":
                 rows[name] = run_id
+            elif name == "source_columns":
+                rows[name] = _pack_kept(frame)
             elif name in frame:
                 values = frame[name]
                 rows[name] = values.astype(object).where(values.notna(), None) if sql == "VARCHAR" else values
@@ -420,6 +452,27 @@ class Store:
         self._registered.clear()
 
 
+def _pack_kept(frame: pd.DataFrame) -> pd.Series:
+    """Each row's kept source columns (``src:...``) as a JSON object, or None when the file kept none."""
+    kept = [c for c in frame.columns if c.startswith(KEPT_PREFIX)]
+    if not kept:
+        return pd.Series(None, index=frame.index, dtype=object)
+    # one record a line; JSON escapes every control character inside a string, so a line is a record
+    lines = frame[kept].astype(object).to_json(orient="records", lines=True, force_ascii=True).rstrip("\n")
+    return pd.Series(lines.split("\n"), index=frame.index, dtype=object)
+
+
+def _unpack_kept(frame: pd.DataFrame) -> pd.DataFrame:
+    """Stored rows with their kept source columns back as ``src:...`` text columns."""
+    packed = frame.pop("source_columns") if "source_columns" in frame else None
+    if packed is None or packed.isna().all():
+        return frame
+    at = packed.notna().to_numpy()
+    records = pd.DataFrame.from_records([json.loads(text) for text in packed[at]], index=frame.index[at])
+    kept = records.reindex(frame.index).astype("string")
+    return pd.concat([frame, kept[[c for c in kept.columns if c.startswith(KEPT_PREFIX)]]], axis=1)
+
+
 def _table(kind: str) -> str:
     if kind not in ROW_COLUMNS:  # the only names spliced into SQL are this module's own
         raise ValueError(f"unknown kind {kind!r}")
@@ -435,7 +488,7 @@ def alert_changes(items: pd.DataFrame, earlier: pd.DataFrame, threshold: float, 
     ``linked_to``: alert id of an earlier unmatched payment -> words naming the invoice it is now linked to.
     Returns (alerts in their new state, ALERT_COLUMNS + ``change``; history lines, HISTORY_COLUMNS).
     """
-    alerted = items[items["risk"] >= threshold]
+    alerted = items[alerted_rows(items, threshold)]
     item_id = alerted["invoice_id"].astype(object)
     if "transfer_id" in alerted:
         item_id = item_id.where(alerted["item"] == "invoice", alerted["transfer_id"].astype(object))
@@ -454,7 +507,10 @@ def alert_changes(items: pd.DataFrame, earlier: pd.DataFrame, threshold: float, 
     was_decided = prior["status"].isin(DECISIONS).to_numpy()
     was_known = was_open | was_resolved | was_decided
     is_new_row = now["file_sha256"].isin(list(new_files)).to_numpy()
-    moved = (np.abs(now["risk"].to_numpy() - prior["risk"].to_numpy(dtype=float)) >= CHANGE_POINTS) | \
+    # measured from the risk last reported (new, changed, ...), not last stored: small daily moves that add
+    # up to CHANGE_POINTS are a change too
+    reported = _column(prior, "reported_risk").fillna(prior["risk"]).to_numpy(dtype=float)
+    moved = (np.abs(now["risk"].to_numpy() - reported) >= CHANGE_POINTS) | \
         (now["typology"].to_numpy() != prior["typology"].to_numpy())
     decided_risk = _column(prior, "decided_risk").to_numpy(dtype=float)
     decided_typology = _column(prior, "decided_typology").to_numpy(dtype=object)
@@ -464,7 +520,7 @@ def alert_changes(items: pd.DataFrame, earlier: pd.DataFrame, threshold: float, 
                         (was_open | was_decided) & moved], ["new", "raised", "re-raised", "changed"], "")
     evidence = "; ".join(new_files.values())
     first_reason = now["reasons"].fillna("").astype(str).str.split(" | ", regex=False).str[0].to_numpy(dtype=object)
-    was = prior["risk"].to_numpy(dtype=float)
+    was = reported
     why = np.array([{"new": "first scored",
                      "raised": f"re-judged with {evidence}: {reason}",
                      "re-raised": f"alerted again with {evidence}: {reason}",
@@ -501,6 +557,14 @@ def alert_changes(items: pd.DataFrame, earlier: pd.DataFrame, threshold: float, 
     history = pd.DataFrame({"alert_id": changed["alert_id"], "run_id": run_id, "risk": changed["risk"],
                             "typology": changed["typology"], "change": changed["change"], "why": changed["why"]})
     return state, history
+
+
+def alerted_rows(items: pd.DataFrame, threshold: float) -> np.ndarray:
+    """The items chosen as alerts: by the budget where scoring marked them (``alert``, see ``tbml.budget``),
+    else those at or above ``threshold``."""
+    if "alert" in items:
+        return items["alert"].fillna(False).to_numpy(dtype=bool)
+    return (items["risk"] >= threshold).to_numpy()
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -554,6 +618,10 @@ def with_history(store: Store, config, validation, invoices: pd.DataFrame,
         earlier = store.history(kind, since)
         run.history_rows[kind] = len(earlier)
         run.union[kind] = _union(earlier, frame)
+        if run.union[kind] is not None:
+            union = run.union[kind]
+            run.union_ids[kind] = alert_ids(pd.Series(kind[:-1], index=union.index), union["file_sha256"],
+                                            union["source_row"])
     if len(run.new_rows["invoices"]):
         run.duplicates = store.earlier_invoice_ids(run.new_rows["invoices"]["invoice_id"])
         if len(run.duplicates):
@@ -594,8 +662,11 @@ class StoreRun:
     new_rows: dict = field(default_factory=dict)
     history_rows: dict = field(default_factory=dict)
     union: dict = field(default_factory=dict)
+    union_ids: dict = field(default_factory=dict)  # kind -> each union row's alert id
     duplicates: pd.DataFrame | None = None
+    started: pd.Timestamp | None = None
     run_id: str = ""
+    _first_seen_at: pd.Series | None = None  # alert id -> when the run that first raised it started
     scored: pd.DataFrame | None = None  # every item of the union as judged in this run, with alert_id
     state: pd.DataFrame | None = None
     changes: pd.DataFrame | None = None
@@ -628,45 +699,78 @@ class StoreRun:
         return out
 
     def rejudge(self, items: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """This run's items and alerts from the scored union: the new rows, and the earlier rows whose
-        alert changed, each with ``alert_id`` and ``status``; resolved alerts last."""
-        self.run_id = pd.Timestamp.now().strftime("%Y%m%dT%H%M%S%f") + "-" + self.files["invoices"]["sha256"][:8]
+        """This run's items and alerts from the scored union: the new rows, the earlier rows whose alert
+        changed, and the earlier rows still alerted and open, each with ``alert_id``, ``status`` (see
+        ``RUN_STATUSES``), ``first_seen`` (the date the alert was first raised), ``age_days`` and
+        ``decision``. Alerts come in the order of ``RUN_STATUSES``, riskiest first within each."""
+        self.started = pd.Timestamp.now()
+        self.run_id = self.started.strftime("%Y%m%dT%H%M%S%f") + "-" + self.files["invoices"]["sha256"][:8]
         new_files = {f["sha256"]: Path(f["path"]).name for k, f in self.files.items() if not self.known.get(k)}
         items = items.assign(alert_id=alert_ids(items["item"], items["file_sha256"], items["source_row"]))
         # rows read only as context keep their stored judgement (see ``lookback_days``)
         items = items[(pd.to_datetime(items["date"]) >= self.rejudge_from).to_numpy()
                       | items["file_sha256"].isin(list(new_files)).to_numpy()]
         self.scored = items
-        in_union = pd.concat([alert_ids(pd.Series(kind[:-1], index=frame.index), frame["file_sha256"],
-                                        frame["source_row"])[self.judged(frame)]
+        in_union = pd.concat([self.union_ids[kind][self.judged(frame)]
                               for kind, frame in self.union.items() if frame is not None])
         shas = pd.concat([f["file_sha256"] for f in self.union.values() if f is not None]).unique().tolist()
         earlier = self.store.alerts(shas)
         earlier = earlier[earlier["alert_id"].isin(set(in_union))]
+        self._first_seen_at = earlier.set_index("alert_id")["first_seen_at"]
         threshold = config.fusion.alert_threshold
         self.state, self.changes = alert_changes(items, earlier, threshold, self.run_id, new_files,
                                                  self._now_linked(items, earlier))
-        status = self.state.set_index("alert_id")["change"]
-        is_new = items["file_sha256"].isin(list(new_files))
-        moved = items["alert_id"].map(status).fillna("").isin(["raised", "re-raised", "changed", "resolved"])
-        run_items = items[is_new | moved].copy()
-        run_items["status"] = run_items["alert_id"].map(status).replace("", "seen before").fillna("")
+        state = self.state.set_index("alert_id")
+        change = items["alert_id"].map(state["change"]).fillna("")
+        # still alerted, no change worth a line, still open (a decided alert keeps its decision unlisted)
+        seen = ((change == "") & (items["alert_id"].map(state["status"]) == "open")).to_numpy()
+        is_new = items["file_sha256"].isin(list(new_files)).to_numpy()
+        run_items = items[is_new | (change != "").to_numpy() | seen].copy()
+        run_items["status"] = change.mask(seen, "seen before")[run_items.index]
         self._mark_duplicates(run_items)
-        alerts = run_items[(run_items["risk"] >= threshold) & (run_items["status"] != "resolved")].copy()
+        alerts = run_items[alerted_rows(run_items, threshold) & (run_items["status"] != "resolved").to_numpy()].copy()
         resolved = self.state[self.state["change"] == "resolved"]
         gone = resolved[~resolved["alert_id"].isin(run_items["alert_id"])]  # payments now linked: no item
-        resolved_rows = pd.concat([run_items[run_items["status"] == "resolved"], pd.DataFrame({
-            "item": gone["item"], "invoice_id": np.where(gone["item"] == "invoice", gone["item_id"], None),
-            "transfer_id": np.where(gone["item"] == "transfer", gone["item_id"], None), "date": gone["date"],
-            "file_sha256": gone["file_sha256"], "source_row": gone["source_row"], "alert_id": gone["alert_id"],
-            "status": "resolved"})], ignore_index=True)
+        resolved_rows = pd.concat([run_items[run_items["status"] == "resolved"],
+                                   self._linked_rows(gone, run_items.columns)], ignore_index=True)
         resolved_rows["reasons"] = resolved_rows["alert_id"].map(self.state.set_index("alert_id")["why"])
         alerts = pd.concat([alerts, resolved_rows], ignore_index=True, sort=False)
+        order = alerts["status"].map({s: n for n, s in enumerate(RUN_STATUSES)})
+        alerts = alerts.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
+        for frame in (alerts, run_items):
+            self._mark_age(frame)
         alerts["rank"] = np.arange(1, len(alerts) + 1)
         run_items["rank"] = np.arange(1, len(run_items) + 1)
         first = ["rank", "alert_id", "status"]  # beside the rank, where an investigator looks first
         return (run_items[first + [c for c in run_items.columns if c not in first]].reset_index(drop=True),
                 alerts[first + [c for c in alerts.columns if c not in first]])
+
+    def _linked_rows(self, gone: pd.DataFrame, columns) -> pd.DataFrame:
+        """Resolved alerts that are no item this run (payments now linked) as their transfers' rows: parties,
+        amounts and kept source columns, as the alert showed them."""
+        ids = self.union_ids.get("transfers", pd.Series(dtype=object))
+        at = ids.isin(set(gone["alert_id"])).to_numpy()
+        rows = self.transfers[at] if at.any() else pd.DataFrame()
+        keep = [c for c in rows.columns if c in columns or c.startswith(KEPT_PREFIX)]
+        rows = rows[keep].assign(item="transfer", alert_id=ids[at].to_numpy())
+        rest = gone[~gone["alert_id"].isin(rows["alert_id"])]  # not read this run (not expected): as stored
+        rest = pd.DataFrame({"item": rest["item"], "date": rest["date"], "file_sha256": rest["file_sha256"],
+                             "source_row": rest["source_row"], "alert_id": rest["alert_id"],
+                             "invoice_id": rest["item_id"].where(rest["item"] == "invoice"),
+                             "transfer_id": rest["item_id"].where(rest["item"] == "transfer")})
+        return pd.concat([rows, rest], ignore_index=True).assign(status="resolved")
+
+    def _mark_age(self, frame: pd.DataFrame) -> None:
+        """Add ``first_seen``, ``age_days`` and ``decision`` to rows of this run's items or alerts."""
+        state = self.state.set_index("alert_id")
+        today = self.started.normalize()
+        first_run = frame["alert_id"].map(state["first_seen_run"])
+        earlier = pd.to_datetime(self._first_seen_at.reindex(frame["alert_id"].to_numpy())).dt.normalize()
+        first_seen = np.where(first_run == self.run_id, today.to_datetime64(), earlier.to_numpy(dtype="datetime64[ns]"))
+        frame["first_seen"] = pd.Series(first_seen, index=frame.index, dtype="datetime64[ns]").where(first_run.notna())
+        frame["age_days"] = (today - frame["first_seen"]).dt.days.astype("Int64")
+        decision = frame["alert_id"].map(state["status"])
+        frame["decision"] = decision.where(decision.isin(DECISIONS)).astype("string")
 
     def judged(self, frame: pd.DataFrame) -> np.ndarray:
         """Which rows of a union frame this run judges (the rest are context): new, or recent enough."""
@@ -683,7 +787,7 @@ class StoreRun:
         from tbml.features.reconciliation import LinkRule, link_transfers
 
         r = self.config.reconciliation
-        ids = alert_ids(pd.Series("transfer", index=transfers.index), transfers["file_sha256"], transfers["source_row"])
+        ids = self.union_ids["transfers"]
         rows = transfers[ids.isin(set(gone["alert_id"])).to_numpy()]
         links = link_transfers(self.invoices, rows, LinkRule(r.amount_tolerance, r.window_before_days,
                                                              r.window_after_days))
@@ -719,4 +823,4 @@ class StoreRun:
         files = [f for k, f in self.files.items() if not self.known.get(k)]
         self.store.record_run(RunRecord(self.run_id, manifest, files, self.new_rows["invoices"],
                                         self.new_rows.get("transfers"),
-                                        self.state.drop(columns=["change", "why"]), self.changes))
+                                        self.state.drop(columns=["change", "why"]), self.changes, self.started))

@@ -178,6 +178,22 @@ def test_rings_are_found_within_a_time_window():
     assert out["round_trip"].tolist() == [False, False, True, False, False, False, True, False]  # R3 and T1
 
 
+@pytest.mark.parametrize("earlier_days", [1, 37, 85, 170])
+def test_rings_do_not_depend_on_what_else_is_in_the_frame(earlier_days):
+    """A case store scores a look-back that slides day by day: legs must fall in the same windows
+    whatever earlier rows are scored with them. The legs span 100 days: windows placed from the frame's
+    first date would hold them in none when that date is 85 or 170 days earlier."""
+    legs = invoices([("L1", "2023-03-01", "B", "A", "GB", "DE", "720851", 1, 1.0),
+                     ("L2", "2023-04-15", "C", "B", "FR", "GB", "720851", 1, 1.0),
+                     ("L3", "2023-06-09", "A", "C", "DE", "FR", "720851", 1, 1.0)])
+    alone = cycle_features(legs, max_length=5, window_days=180)
+    assert alone["cycle_length"].tolist() == [3, 3, 3]
+    first = pd.Timestamp("2023-03-01") - pd.Timedelta(days=earlier_days)
+    earlier = invoices([("E1", str(first.date()), "M", "N", "GB", "DE", "999999", 1, 1.0)])
+    together = cycle_features(pd.concat([earlier, legs], ignore_index=True), max_length=5, window_days=180)
+    assert together.iloc[1:].reset_index(drop=True).equals(alone)
+
+
 def test_kg_per_unit_against_peers():
     inv = invoices([(f"K{i}", "2023-01-01", "IMP", "EXP", "NG", "CN", "851713", 10, 1.0) for i in range(12)])
     inv["quantity_unit"] = "NAR"

@@ -2,7 +2,6 @@
 a real rise, decisions go out and back in as CSV (a bad row writes nothing), batch jobs keep a store, and
 pruning keeps what was decided."""
 
-import duckdb
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -11,7 +10,7 @@ from tbml.api import score_files
 from tbml.cli import cli
 from tbml.errors import TBMLError
 from tbml.review import ReviewError, decide, export_decisions, import_decisions, list_alerts
-from tbml.store import REOPEN_POINTS, SCHEMA_VERSION, Store, alert_changes
+from tbml.store import REOPEN_POINTS, Store, alert_changes
 from tbml.synth import generate
 
 
@@ -143,18 +142,6 @@ def test_export_import_round_trip_and_a_bad_row_writes_nothing(two_days, day1_st
         import_decisions(bad, other)
     pd.DataFrame({"invoice_id": [invoice["item_id"]], "decision": ["Confirmed"]}).to_csv(bad, index=False)
     assert import_decisions(bad, other) == 1 and _status(other, invoice["alert_id"]) == "confirmed"
-
-
-def test_a_version_1_store_is_migrated_on_open(tmp_path):
-    path = tmp_path / "v1.duckdb"
-    with Store.open(path) as opened:  # make it look like this morning's store
-        opened.con.execute("DROP TABLE decisions")
-        opened.con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    with Store.open(path, read_only=True) as opened:
-        assert opened.decisions().empty
-    con = duckdb.connect(str(path), read_only=True)
-    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
-    con.close()
 
 
 def test_prune_keeps_decided_alerts_and_their_rows(two_days, day1_store):

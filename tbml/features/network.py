@@ -1,8 +1,9 @@
 """Goods going round: circular trade among related traders, and round trips to the country of origin.
 
 A ring is 2 to ``max_length`` distinct traders through which the same goods (same HS6) pass, A -> B ->
-... -> A, within one time window. Windows are ``window_days`` long and start every ``window_days / 2``, so
-any ring whose legs fall within half a window of each other is seen whole in some window.
+... -> A, within one time window. Windows are ``window_days`` long and start every ``window_days / 2`` days
+(counted from 1970-01-01), so any ring whose legs fall within half a window of each other is seen whole in
+some window, and the same legs are judged alike whatever other rows share the frame.
 
 In each window and HS6, invoices collapse to distinct trading pairs (a pair's fifty invoices are one edge),
 and every trader who only buys or only sells there is pruned, repeatedly, for all windows and codes at
@@ -48,7 +49,9 @@ def _mark_rings(invoices, max_length, window_days, max_paths, length, cycle_id) 
         return
     day = day_number(invoices["date"])[rows]
     step = max(1, window_days // 2)
-    bucket = (day - day.min()) // step
+    # windows start at fixed days (counted from 1970), not at the frame's first date: the same legs fall in
+    # the same windows whatever else is scored with them (a case store scores a sliding look-back)
+    bucket = day // step
     lines = pd.DataFrame({
         "hs6": invoices["hs6"].astype(str).to_numpy()[rows],
         "seller": id_values(invoices, "exporter_id")[0][rows],
