@@ -60,31 +60,48 @@ def test_scores_equal_scikit_learns_on_forests_of_several_shapes(shape):
         assert_same_scores(forest, trees, X)
 
 
-def test_extreme_and_tied_values_score_as_scikit_learn_scores_them():
+def test_extreme_values_score_as_scikit_learn_scores_them():
     forest, trees, train, _ = fitted(n_features=4)
     extremes = np.array([[1e300] * 4, [-1e300] * 4, [np.inf] * 4, [-np.inf] * 4, [0.0] * 4,
                          [np.finfo(np.float32).max] * 4, [np.finfo(np.float64).tiny] * 4, [-0.0] * 4])
     for X in (extremes, train[:1], train.astype(np.float32)):
         assert_same_scores(forest, trees, X)
-    # scikit-learn's thresholds lie between float32 values; moved onto them, a line can sit exactly on a
-    # split's threshold (it goes left) or one float32 step either side: per split of every tree, a training
-    # line that reaches it, with the split's feature set to its threshold
-    on, splits = [], 0
+
+
+def lines_at_splits(forest, train, value) -> np.ndarray:
+    """Per split of every tree, a training line that reaches it, with the split's feature set to
+    ``value(threshold)``: lines that test which way a split sends a value at or beside its threshold."""
+    lines, splits = [], 0
     for estimator in forest.estimators_:
         nodes = estimator.tree_
-        nodes.threshold[:] = nodes.threshold.astype(np.float32)
         through = estimator.decision_path(train.astype(np.float32)).tocsc()
         for node in np.flatnonzero(nodes.children_left != -1):
             splits += 1
             reaching = through.indices[through.indptr[node]:through.indptr[node + 1]]
-            if len(reaching):  # moving the thresholds can leave a split no training line reaches
+            if len(reaching):  # a threshold moved (below) can leave a split no training line reaches
                 line = train[reaching[0]].astype(np.float32)
-                line[nodes.feature[node]] = nodes.threshold[node]
-                on.append(line)
-    on = np.array(on)
-    assert len(on) > 0.9 * splits
+                line[nodes.feature[node]] = value(nodes.threshold[node])
+                lines.append(line)
+    assert len(lines) > 0.9 * splits
+    return np.array(lines)
+
+
+def float32_below(threshold: float) -> np.float32:
+    """The largest float32 not above ``threshold``, found among the nearest float32 and its neighbours."""
+    nearest = np.float32(threshold)
+    return max(c for c in (np.nextafter(nearest, np.float32(-np.inf)), nearest, np.nextafter(nearest, np.float32(np.inf)))
+               if c <= threshold)
+
+
+@pytest.mark.parametrize("on_float32", [False, True])
+def test_a_value_at_or_beside_a_threshold_goes_the_way_scikit_learn_sends_it(on_float32):
+    forest, _, train, _ = fitted(n_features=4)
+    if on_float32:  # scikit-learn's thresholds lie between float32 values; moved onto them, a line can sit
+        for estimator in forest.estimators_:  # exactly on a threshold (it goes left)
+            estimator.tree_.threshold[:] = estimator.tree_.threshold.astype(np.float32)
     trees = IsolationTrees.from_sklearn(forest)
-    for X in (on, np.nextafter(on, np.float32(np.inf)), np.nextafter(on, np.float32(-np.inf))):
+    for value in (float32_below, lambda t: np.nextafter(float32_below(t), np.float32(np.inf))):
+        X = lines_at_splits(forest, train, value)
         assert_same_scores(forest, trees, X)
         # fewer lines than walk side by side: the same numbers from the one-at-a-time walk
         few = np.concatenate([trees.score_samples(X[i:i + LANES - 1]) for i in range(0, len(X), LANES - 1)])

@@ -234,28 +234,42 @@ class IsolationTrees:
         return -scores
 
     def _layout(self):
-        """What the numba walk reads, from the checked arrays: per tree its root and depth; per node its two
-        child slots as positions in the whole arrays (a leaf's both itself), its feature (0 at a leaf, never
-        read as a split), threshold, and path length: its depth (the root's is 1) plus the average path length
+        """What the numba walk reads (see ``tbml.forest_kernel``), from the checked arrays: nodes renumbered tree
+        by tree, level by level, each node's children side by side (left first); per tree its root and depth;
+        per node its first child (a leaf: itself), feature (0 at a leaf), threshold as float32 (+inf at a
+        leaf, so a line stays there) and path length: its depth (the root's is 1) plus the average path length
         of the training lines it held, minus 1, the number scikit-learn adds for a line ending there."""
         starts = np.flatnonzero(np.r_[True, self.tree[1:] != self.tree[:-1]])
         first = starts[self.tree]
         inner = self.left != LEAF
-        itself = np.arange(len(self.tree))
-        left = np.where(inner, first + self.left, itself)
-        right = np.where(inner, first + self.right, itself)
+        left, right = first + self.left, first + self.right  # positions in the arrays, where inner
+        place = np.empty(len(self.tree), np.int64)  # each node's number in the walk's order
         depth = np.zeros(len(self.tree))
+        place[starts] = np.arange(len(starts))
         depth[starts] = 1
-        level = starts
-        while len(level):  # breadth first from the roots: a parent's depth is known before its children's
+        placed, level = len(starts), starts
+        while len(level):  # a level's nodes in walk order, so their children are placed in walk order too
             level = level[inner[level]]
-            depth[left[level]] = depth[level] + 1
-            depth[right[level]] = depth[level] + 1
-            level = np.concatenate([left[level], right[level]])
-        path_length = depth + _average_path_length(self.n_node_samples.astype(np.float64)) - 1.0
+            children = np.column_stack([left[level], right[level]]).ravel()
+            place[children] = placed + np.arange(len(children))
+            depth[children] = np.repeat(depth[level] + 1, 2)
+            placed, level = placed + len(children), children
+        walk = [np.empty(len(self.tree), kind) for kind in (np.uint64, np.uint64, np.float32, np.float64)]
+        first_child, feature, threshold, path_length = walk
+        first_child[place] = np.where(inner, place[np.where(inner, left, 0)], place)
+        feature[place] = np.where(inner, self.feature, 0)
+        threshold[place] = np.where(inner, _float32_at_most(self.threshold), np.float32(np.inf))
+        path_length[place] = depth + _average_path_length(self.n_node_samples.astype(np.float64)) - 1.0
         steps = np.maximum.reduceat(depth, starts).astype(np.int64) - 1
-        child = np.column_stack([left, right]).ravel()
-        return starts, steps, child, np.where(inner, self.feature, 0), self.threshold, path_length
+        return place[starts].astype(np.uint64), steps, first_child, feature, threshold, path_length
+
+
+def _float32_at_most(values: np.ndarray) -> np.ndarray:
+    """Per float64 value t, the largest float32 not above it: for a float32 x, ``x <= t`` exactly when
+    ``x <= _float32_at_most(t)``, so the walk compares float32 with float32 and routes every line as before."""
+    with np.errstate(over="ignore"):  # beyond float32's range: +-inf, then one step down from +inf
+        nearest = values.astype(np.float32)
+    return np.where(nearest.astype(np.float64) > values, np.nextafter(nearest, np.float32(-np.inf)), nearest)
 
 
 def _average_path_length(n_samples: np.ndarray) -> np.ndarray:
