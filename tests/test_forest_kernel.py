@@ -2,11 +2,14 @@
 
 scikit-learn is the reference: every test fits an ``IsolationForest``, lays its trees out as ``IsolationTrees``
 and asks for the same numbers to the last bit, on forests of several shapes, on extreme values, on a single
-line and on none; then that broken trees are refused when built or loaded, that the checked trees cannot be
-changed afterwards, and that a fresh process takes the compiled walk from numba's cache.
+line and on none; ``ForestDetector`` keeps scikit-learn's estimator contract; broken trees are refused when
+built or loaded, the checked trees cannot be changed afterwards, and a fresh process takes the compiled
+walk from numba's cache.
 """
 
+import copy
 import os
+import pickle
 import subprocess
 import sys
 
@@ -17,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.ensemble import IsolationForest
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from tbml.detectors.forest import TREE_COLUMNS, ForestDetector, IsolationTrees
 from tbml.forest_kernel import BLOCK, LANES
@@ -170,6 +174,11 @@ def test_a_read_only_matrix_scores_the_same():
     assert_same_scores(forest, trees, frozen)
 
 
+@parametrize_with_checks([ForestDetector(n_estimators=20), ForestDetector(n_estimators=20, contamination=0.1)])
+def test_the_forest_detector_keeps_the_estimator_contract(estimator, check):
+    check(estimator)  # the walk through scikit-learn's odd inputs: one row, one feature, copies, pickles
+
+
 # ---- checked once, when built or loaded -----------------------------------------------------------------
 
 def _broken(trees, name, position, value):
@@ -209,6 +218,9 @@ def test_checked_trees_cannot_be_changed_after_the_check():
     for values in again._walk:
         with pytest.raises(ValueError, match="read-only"):
             values[0] = 10**6
+    for copied in (copy.deepcopy(again), pickle.loads(pickle.dumps(again))):  # built again, so checked again
+        assert not any(values.flags.writeable for values in (*copied.to_arrays().values(), *copied._walk))
+        assert np.array_equal(copied.score_samples(train), trees.score_samples(train))
 
 
 # ---- numba compiles once, not in every process ------------------------------------------------------------

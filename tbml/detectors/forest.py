@@ -141,6 +141,10 @@ class IsolationTrees:
         self._check()
         object.__setattr__(self, "_walk", tuple(_read_only(a) for a in self._layout()))
 
+    def __reduce__(self):
+        # a copy or a pickle is built again from the node arrays: checked and laid out as any other
+        return (IsolationTrees.from_arrays, (self.to_arrays(), self.max_samples, self.n_features))
+
     @classmethod
     def from_sklearn(cls, forest: IsolationForest) -> IsolationTrees:
         """The trees of a fitted ``IsolationForest`` (feature indices mapped to the columns it was fitted on)."""
