@@ -6,10 +6,10 @@ in words (``tbml.wording``), with the line's figure and the typical one: "paid 2
 (typically 1)".
 
 The fitted forest is kept as plain arrays (``IsolationTrees``: per node, its children, split feature and
-threshold, and the training lines it held) and scored by tbml's own traversal, which gives the scores of
-scikit-learn's ``IsolationForest.score_samples`` to the last bit. A saved model therefore holds numbers that
-``IsolationTrees.check`` can prove form trees, never an object that could point a traversal outside its
-arrays or round a cycle.
+threshold, and the training lines it held) and scored by a numba walk (``tbml.forest_kernel``) that gives the
+scores of scikit-learn's ``IsolationForest.score_samples`` to the last bit, several times faster. A saved
+model therefore holds numbers that ``IsolationTrees._check`` proves form trees when they are built or
+loaded, never an object that could point a walk outside its arrays or round a cycle; scoring trusts them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 
 from tbml.detectors.base import BaseDetector
+from tbml.forest_kernel import forest_path_lengths
 from tbml.wording import feature_phrase
 
 
@@ -112,7 +113,10 @@ class IsolationTrees:
     (children as node numbers within the tree, ``LEAF`` at a leaf), ``feature`` and ``threshold`` (a line
     goes left when ``x[feature] <= threshold``, x as float32 as scikit-learn compares it), ``n_node_samples``
     (training lines that reached the node) and ``max_samples`` (lines each tree was grown on). These are
-    scikit-learn's ``tree_`` arrays; build with ``from_sklearn`` or ``from_arrays``, which checks them.
+    scikit-learn's ``tree_`` arrays; build with ``from_sklearn`` or ``from_arrays``.
+
+    Building checks the arrays (``ValueError`` saying what is wrong) and keeps read-only copies of them with
+    the layout the numba walk needs: the only check, so scoring pays for none.
     """
 
     tree: np.ndarray
@@ -123,6 +127,23 @@ class IsolationTrees:
     n_node_samples: np.ndarray
     max_samples: int
     n_features: int
+
+    def __post_init__(self):
+        for name, value in (("max_samples", self.max_samples), ("n_features", self.n_features)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 1 <= value <= 2**31:
+                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        for name in TREE_COLUMNS:
+            object.__setattr__(self, name, _node_column(name, getattr(self, name)))
+        lengths = {len(getattr(self, name)) for name in TREE_COLUMNS}
+        if len(lengths) != 1:
+            raise ValueError(f"the node arrays differ in length ({sorted(lengths)})")
+        self._check()
+        object.__setattr__(self, "_walk", tuple(_read_only(a) for a in self._layout()))
+
+    def __reduce__(self):
+        # a copy or a pickle is built again from the node arrays: checked and laid out as any other
+        return (IsolationTrees.from_arrays, (self.to_arrays(), self.max_samples, self.n_features))
 
     @classmethod
     def from_sklearn(cls, forest: IsolationForest) -> IsolationTrees:
@@ -146,28 +167,10 @@ class IsolationTrees:
     def from_arrays(cls, arrays: dict, max_samples: int, n_features: int) -> IsolationTrees:
         """Trees from plain arrays (``TREE_COLUMNS``), checked: ``ValueError`` saying what is wrong unless every
         tree is a tree (see ``_check``), so that scoring can neither leave the arrays nor loop."""
-        for name, value in (("max_samples", max_samples), ("n_features", n_features)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 1 <= value <= 2**31:
-                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
         missing = [name for name in TREE_COLUMNS if name not in arrays]
         if missing:
             raise ValueError(f"no {missing[0]!r} array")
-        converted = {}
-        for name in TREE_COLUMNS:
-            values = np.asarray(arrays[name])
-            kind = np.float64 if name == "threshold" else np.int64
-            if values.ndim != 1 or not (np.issubdtype(values.dtype, np.integer) or values.dtype == kind
-                                        or (kind is np.float64 and np.issubdtype(values.dtype, np.floating))):
-                raise ValueError(f"{name!r} must be a column of {'numbers' if kind is np.float64 else 'whole numbers'}")
-            if np.issubdtype(values.dtype, np.unsignedinteger) and len(values) and values.max() > 2**62:
-                raise ValueError(f"{name!r} holds a number too large for a node")
-            converted[name] = np.ascontiguousarray(values, dtype=kind)
-        lengths = {len(values) for values in converted.values()}
-        if len(lengths) != 1:
-            raise ValueError(f"the node arrays differ in length ({sorted(lengths)})")
-        trees = cls(**converted, max_samples=int(max_samples), n_features=int(n_features))
-        trees._check()
-        return trees
+        return cls(**{name: arrays[name] for name in TREE_COLUMNS}, max_samples=max_samples, n_features=n_features)
 
     def _check(self) -> None:
         """Raise ``ValueError`` unless each tree is a tree: its nodes consecutive and numbered from its root,
@@ -219,53 +222,58 @@ class IsolationTrees:
         return {name: getattr(self, name) for name in TREE_COLUMNS}
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
-        """``IsolationForest.score_samples`` of the finite matrix ``X`` (n_samples x n_features): the same
-        numbers, to the last bit (each tree's path lengths are added in tree order, as scikit-learn does)."""
+        """``IsolationForest.score_samples`` of the matrix ``X`` (lines x ``n_features``, no NaN): the same
+        numbers, to the last bit. ``ValueError`` for another shape or a NaN."""
         with np.errstate(over="ignore"):  # beyond float32's range is +-inf, as in scikit-learn
-            X = np.asarray(X, dtype=np.float32)  # the trees compare float32 values, as scikit-learn's do
-        depths = np.zeros(len(X))
-        rows = np.arange(len(X))
-        starts, path_length, feature, left, right = self._traversal
-        for number, start in enumerate(starts):
-            at = np.full(len(X), start)
-            # a child always follows its parent, so every line reaches a leaf within a tree's size of steps
-            for _ in range(self._depth):
-                inner = left[at] >= 0
-                if not inner.any():
-                    break
-                go_left = X[rows, feature[at]] <= self.threshold[at]
-                at = np.where(inner, np.where(go_left, left[at], right[at]), at)
-            depths += path_length[at]
+            X = np.ascontiguousarray(X, dtype=np.float32)  # the trees compare float32 values, as scikit-learn's do
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"expected a matrix of lines x {self.n_features} features, got shape {X.shape}")
+        if np.isnan(X).any():  # scikit-learn would route a NaN by rules these arrays do not keep
+            raise ValueError("the matrix holds NaN; ForestDetector reads a missing value as typical before scoring")
+        if not X.flags.writeable:  # one compiled (and cached) kernel: numba types a read-only array apart
+            X = X.copy()
+        depths = forest_path_lengths(X, *self._walk)
         denominator = self.n_trees * _average_path_length(np.array([self.max_samples]))
         scores = 2 ** (-np.divide(depths, denominator, out=np.ones_like(depths), where=denominator != 0))
         return -scores
 
-    @property
-    def _traversal(self):
-        """Per node, with children and features as positions in the whole arrays: what scoring walks. Each
-        node's path length is its depth (the root's is 1) plus the average path length of the training
-        lines it held, minus 1: the number scikit-learn adds for a line ending there."""
-        cached = self.__dict__.get("_walk")
-        if cached is None:
-            starts = np.flatnonzero(np.r_[True, self.tree[1:] != self.tree[:-1]])
-            first = starts[self.tree]
-            inner = self.left >= 0
-            left = np.where(inner, first + self.left, LEAF)
-            right = np.where(inner, first + self.right, LEAF)
-            depth = np.zeros(len(self.tree))
-            depth[starts] = 1
-            level = starts
-            while len(level):  # breadth first from the roots: a parent's depth is known before its children's
-                level = level[inner[level]]
-                depth[left[level]] = depth[level] + 1
-                depth[right[level]] = depth[level] + 1
-                level = np.concatenate([left[level], right[level]])
-            path_length = depth + _average_path_length(self.n_node_samples.astype(np.float64)) - 1.0
-            feature = np.where(inner, self.feature, 0)
-            cached = (starts, path_length, feature, left, right)
-            object.__setattr__(self, "_walk", cached)
-            object.__setattr__(self, "_depth", int(depth.max()))
-        return cached
+    def _layout(self):
+        """What the numba walk reads (see ``tbml.forest_kernel``), from the checked arrays: nodes renumbered tree
+        by tree, level by level, each node's children side by side (left first); per tree its root and depth;
+        per node its first child (a leaf: itself), feature (0 at a leaf), threshold as float32 (+inf at a
+        leaf, so a line stays there) and path length: its depth (the root's is 1) plus the average path length
+        of the training lines it held, minus 1, the number scikit-learn adds for a line ending there."""
+        starts = np.flatnonzero(np.r_[True, self.tree[1:] != self.tree[:-1]])
+        first = starts[self.tree]
+        inner = self.left != LEAF
+        left, right = first + self.left, first + self.right  # positions in the arrays, where inner
+        place = np.empty(len(self.tree), np.int64)  # each node's number in the walk's order
+        depth = np.zeros(len(self.tree))
+        place[starts] = np.arange(len(starts))
+        depth[starts] = 1
+        placed, level = len(starts), starts
+        while len(level):  # a level's nodes in walk order, so their children are placed in walk order too
+            level = level[inner[level]]
+            children = np.column_stack([left[level], right[level]]).ravel()
+            place[children] = placed + np.arange(len(children))
+            depth[children] = np.repeat(depth[level] + 1, 2)
+            placed, level = placed + len(children), children
+        walk = [np.empty(len(self.tree), kind) for kind in (np.uint64, np.uint64, np.float32, np.float64)]
+        first_child, feature, threshold, path_length = walk
+        first_child[place] = np.where(inner, place[np.where(inner, left, 0)], place)
+        feature[place] = np.where(inner, self.feature, 0)
+        threshold[place] = np.where(inner, _float32_at_most(self.threshold), np.float32(np.inf))
+        path_length[place] = depth + _average_path_length(self.n_node_samples.astype(np.float64)) - 1.0
+        steps = np.maximum.reduceat(depth, starts).astype(np.int64) - 1
+        return place[starts].astype(np.uint64), steps, first_child, feature, threshold, path_length
+
+
+def _float32_at_most(values: np.ndarray) -> np.ndarray:
+    """Per float64 value t, the largest float32 not above it: for a float32 x, ``x <= t`` exactly when
+    ``x <= _float32_at_most(t)``, so the walk compares float32 with float32 and routes every line as before."""
+    with np.errstate(over="ignore"):  # beyond float32's range: +-inf, then one step down from +inf
+        nearest = values.astype(np.float32)
+    return np.where(nearest.astype(np.float64) > values, np.nextafter(nearest, np.float32(-np.inf)), nearest)
 
 
 def _average_path_length(n_samples: np.ndarray) -> np.ndarray:
@@ -277,6 +285,24 @@ def _average_path_length(n_samples: np.ndarray) -> np.ndarray:
     average[n_samples == 2] = 1.0
     average[more] = 2.0 * (np.log(n_samples[more] - 1.0) + np.euler_gamma) - 2.0 * (n_samples[more] - 1.0) / n_samples[more]
     return average
+
+
+def _node_column(name: str, values) -> np.ndarray:
+    """A read-only copy of one node array as int64 (float64 for ``threshold``), or ``ValueError``."""
+    values = np.asarray(values)
+    kind = np.float64 if name == "threshold" else np.int64
+    if values.ndim != 1 or not (np.issubdtype(values.dtype, np.integer) or values.dtype == kind
+                                or (kind is np.float64 and np.issubdtype(values.dtype, np.floating))):
+        raise ValueError(f"{name!r} must be a column of {'numbers' if kind is np.float64 else 'whole numbers'}")
+    if np.issubdtype(values.dtype, np.unsignedinteger) and len(values) and values.max() > 2**62:
+        raise ValueError(f"{name!r} holds a number too large for a node")
+    return _read_only(np.array(values, dtype=kind, order="C"))
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    values = np.ascontiguousarray(values)
+    values.setflags(write=False)  # checked once: nothing may change a node after the check
+    return values
 
 
 def _at(position: int, tree: np.ndarray, node: np.ndarray) -> str:
