@@ -214,7 +214,16 @@ def feature_phrase(name: str, value: float, typical: float, currency: str = "USD
 GLOSSARY: list[tuple[str, str]] = [
     ("risk", "0 to 100: how strongly the evidence on an item points at laundering. Each piece of evidence "
              "(a price beyond its fence, the money beyond the fence, an unusual profile, each red flag) counts "
-             "as independent evidence, so more evidence only raises it; alerts are items at 30 or more (by default)."),
+             "as independent evidence, so more evidence only raises it; evidence found on more than 5% of the "
+             "items counts for less. By default the alerts are the items at 30 or more, at most 5% of the file; "
+             "with a budget, the riskiest N."),
+    ("exploration", "Alerts chosen not for their risk but to learn from: the riskiest items of goods the other "
+                    "alerts leave out or, with a model trained on labels, the items it is least sure of or has "
+                    "seen nothing like. Reviewing them gives labels that do not only confirm the model."),
+    ("learned from labels", "With a model trained on inspection results or investigators' decisions, part of "
+                            "the risk is the probability learned from those labels; the reason quotes what it "
+                            "learned from, e.g. how many earlier labelled lines of the same declarant were "
+                            "laundering."),
     ("peer group", "The lines a price is compared with: the same goods (HS6, or HS4 or HS2 when too few), the "
                    "same unit and declaration side, and where it prices differently the same corridor and quarter. "
                    "A line is never its own peer. The reason names the group, e.g. \"HS6 610910 to US\"."),
