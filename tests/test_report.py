@@ -311,8 +311,13 @@ def test_alerts_show_their_age_when_the_run_records_it(store_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(store_run, run)
     alerts = pd.read_parquet(run / "alerts.parquet")
+    assert {"first_seen", "age_days"} <= set(alerts.columns)  # the case store gives them
+    html = report.write_report(run, out=tmp_path / "store.html").read_text(encoding="utf-8")
+    assert "age (days)" in html
+    alerts = alerts.drop(columns=["first_seen", "age_days"])
+    alerts.to_parquet(run / "alerts.parquet")
     html = report.write_report(run, out=tmp_path / "plain.html").read_text(encoding="utf-8")
-    assert "age (days)" not in html  # the store does not give ages yet: no empty column
+    assert "age (days)" not in html  # a run without ages gets no empty column
     started = pd.Timestamp(json.loads((run / "manifest.json").read_text())["started_at"])
     first_seen = started - pd.to_timedelta(alerts["rank"] % 40, unit="D")  # 0 to 39 days before the run
     alerts.assign(first_seen=first_seen).to_parquet(run / "alerts.parquet")
