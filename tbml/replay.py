@@ -88,6 +88,8 @@ def figures(items: pd.DataFrame, n_transfers: int, threshold: float) -> dict:
     invoices = items[items["item"] == "invoice"]
     transfers = items[items["item"] == "transfer"]
     unmatched = transfers[transfers["risk"].notna()]
+    # at or above the threshold, before any budget: a budget caps alerts at a share of the items scored,
+    # and a store's run scores its look-back, not the whole file, so its cap is not the whole file's
     alerted = items["risk"].to_numpy(dtype=float) >= threshold
     typology = items["suspected_typology"].astype(object).to_numpy()
     on_ring = invoices["cycle_length"].fillna(0).to_numpy(dtype=float) > 0
