@@ -670,6 +670,7 @@ class StoreRun:
     scored: pd.DataFrame | None = None  # every item of the union as judged in this run, with alert_id
     state: pd.DataFrame | None = None
     changes: pd.DataFrame | None = None
+    statuses: dict = field(default_factory=dict)  # the run's alerts by status, in RUN_STATUSES order
 
     @property
     def invoices(self) -> pd.DataFrame:
@@ -696,6 +697,8 @@ class StoreRun:
                          for r in dup.drop_duplicates("invoice_id").head(5).itertuples()]}
         if self.changes is not None:
             out["alert_changes"] = {k: int(v) for k, v in self.changes["change"].value_counts().items()}
+        if self.statuses:  # the run's alerts by status, seen before included (no change, so no line above)
+            out["alert_statuses"] = self.statuses
         return out
 
     def rejudge(self, items: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -741,6 +744,8 @@ class StoreRun:
             self._mark_age(frame)
         alerts["rank"] = np.arange(1, len(alerts) + 1)
         run_items["rank"] = np.arange(1, len(run_items) + 1)
+        counts = alerts["status"].value_counts()
+        self.statuses = {s: int(counts[s]) for s in RUN_STATUSES if s in counts}
         first = ["rank", "alert_id", "status"]  # beside the rank, where an investigator looks first
         return (run_items[first + [c for c in run_items.columns if c not in first]].reset_index(drop=True),
                 alerts[first + [c for c in alerts.columns if c not in first]])

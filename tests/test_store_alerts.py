@@ -77,6 +77,7 @@ def test_an_open_alert_of_an_earlier_file_reads_seen_before_with_its_age(two_day
     # listed in the order of RUN_STATUSES: news first, what the investigator already has after
     order = alerts["status"].map(RUN_STATUSES.index).to_numpy()
     assert (np.diff(order) >= 0).all() and alerts["rank"].tolist() == list(range(1, len(alerts) + 1))
+    assert day2.manifest["store"]["alert_statuses"] == alerts["status"].value_counts().to_dict()
     written = pd.read_csv(tmp_path / "out2" / "alerts.csv", dtype=str, keep_default_na=False)
     row = written.set_index("alert_id").loc[seen["alert_id"].iloc[0]]
     assert (row["status"], row["first_seen"], row["age_days"]) == (
