@@ -122,20 +122,28 @@ def compare(items: pd.DataFrame, invoices: pd.DataFrame, transfers: pd.DataFrame
     y = items["is_laundering"].fillna(False).astype(bool).to_numpy()
     typology = items["typology"].fillna("").to_numpy(dtype=object)
     value = items["reporting_value"].to_numpy(dtype=float)
-    by_invoice = pd.Series(np.arange(len(invoices)), index=invoices["invoice_id"].astype(str).to_numpy())
-    position = by_invoice.reindex(items["invoice_id"].astype(str)).to_numpy() if "invoice_id" in items else None
-    is_invoice = (items["item"] == "invoice").to_numpy()
-
-    def on_items(invoice_scores):
-        out = np.zeros(len(items))
-        out[is_invoice] = invoice_scores[position[is_invoice].astype(int)]
-        return out
-
+    on_items = invoice_scores_on(items, invoices)
     scores = {"tbml": items["risk"].to_numpy(dtype=float),
               "iqr_filter": on_items(iqr_filter_scores(invoices)),
               "raw_forest": on_items(raw_forest_scores(invoices))}
     kind = items["item"].to_numpy(dtype=object)
     return {"methods": {name: metrics(y, s, value, typology, kind) for name, s in scores.items()}}
+
+
+def invoice_scores_on(items: pd.DataFrame, invoices: pd.DataFrame):
+    """A function taking one score per row of ``invoices`` (a baseline's) to one per item: the invoice
+    line's own score, 0 for a transfer (the baselines see invoices only) and for an item naming no row."""
+    by_invoice = pd.Series(np.arange(len(invoices)), index=invoices["invoice_id"].astype(str).to_numpy())
+    position = (by_invoice.reindex(items["invoice_id"].astype(str)).to_numpy() if "invoice_id" in items
+                else np.full(len(items), np.nan))
+    is_invoice = (items["item"] == "invoice").to_numpy() & np.isfinite(position)
+
+    def on_items(invoice_scores):
+        out = np.zeros(len(items))
+        out[is_invoice] = np.asarray(invoice_scores)[position[is_invoice].astype(int)]
+        return out
+
+    return on_items
 
 
 def _with_hidden_phantoms(items: pd.DataFrame, transfers: pd.DataFrame | None) -> pd.DataFrame:
@@ -215,15 +223,7 @@ def compare_supervised(items: pd.DataFrame, test_invoices: pd.DataFrame, train_i
     y = items["is_laundering"].astype(bool).to_numpy()
     typology = items["typology"].fillna("").to_numpy(dtype=object)
     value = items["reporting_value"].to_numpy(dtype=float)
-    by_invoice = pd.Series(np.arange(len(test_invoices)), index=test_invoices["invoice_id"].astype(str).to_numpy())
-    position = by_invoice.reindex(items["invoice_id"].astype(str)).to_numpy()
-    is_invoice = (items["item"] == "invoice").to_numpy() & np.isfinite(position)
-
-    def on_items(invoice_scores):
-        out = np.zeros(len(items))
-        out[is_invoice] = invoice_scores[position[is_invoice].astype(int)]
-        return out
-
+    on_items = invoice_scores_on(items, test_invoices)
     scores = {"tbml_unsupervised": items["risk_unsupervised"].fillna(0).to_numpy(dtype=float),
               "tbml_supervised": items["supervised_probability"].fillna(0).to_numpy(dtype=float),
               "tbml_fused": items["risk"].to_numpy(dtype=float),
