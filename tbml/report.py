@@ -148,6 +148,7 @@ def report_context(run_dir: Path, top: int = 25, title: str | None = None) -> di
         "currency": currency,
         "accounting": _accounting(manifest),
         "risk_bands": _risk_bands(alerts, lowest),
+        "band_meaning": _band_meaning(manifest.get("risk_bands") or []),
         "selection": _selection_text(manifest),
         "status_counts": _status_counts(everything),
         # where the payments that settle invoices are, when this folder does not hold them
@@ -493,6 +494,20 @@ def _risk_bands(alerts: pd.DataFrame, threshold: float) -> list[tuple[str, int]]
     risk = alerts["risk"].to_numpy(dtype=float)
     edges = [(80, 101, "80-100"), (60, 80, "60-79"), (threshold, 60, f"{threshold:g}-59")]
     return [(label, int(((risk >= lo) & (risk < hi)).sum())) for lo, hi, label in edges if lo < hi]
+
+
+def _band_meaning(bands: list) -> str:
+    """What a risk means in this run, from the manifest: with a model trained on labels, the share of
+    laundering its held-out labelled lines had in each band; without, where a risk ranks in the file."""
+    if not bands or not isinstance(bands, list) or not all(isinstance(b, dict) for b in bands):
+        return ""
+    if "precision" in bands[0]:
+        parts = [f"risk {b.get('band')}: {100 * float(b.get('precision', 0)):.0f}% laundering among "
+                 f"{int(b.get('lines', 0)):,} held-out labelled lines" for b in bands]
+        return "What the risk means (measured on the model's held-out labels): " + "; ".join(parts) + "."
+    parts = [f"the top {b.get('top')} of the items are at risk {float(b.get('risk_from', 0)):.4g} or more"
+             for b in bands]
+    return "What the risk means in this file (no labels to measure it by): " + "; ".join(parts) + "."
 
 
 def _counts(values: pd.Series, n: int | None = None) -> list[tuple[str, int]]:

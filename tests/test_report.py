@@ -453,3 +453,21 @@ def test_alerts_chosen_by_a_budget_with_exploration_are_all_shown_and_counted(tm
     assert sum(int(v.replace(",", "")) for v in re.findall(r'fill="#1f2933">([\d,]+)</text>', bars)) == 400
     bands = re.findall(r'<span class="tag">risk [\d-]+: ([\d,]+)</span>', html)
     assert sum(int(b.replace(",", "")) for b in bands) == 400  # every alert in a band, the lowest too
+
+
+def test_the_risk_bands_say_what_they_mean(scored_run, tmp_path):
+    """Without labels: where a risk ranks in the file, as the manifest's percentiles give it."""
+    html = report.write_report(scored_run, out=tmp_path / "r.html", top=1).read_text(encoding="utf-8")
+    bands = json.loads((scored_run / "manifest.json").read_text())["risk_bands"]
+    assert "What the risk means in this file (no labels to measure it by)" in html
+    assert f"the top {bands[1]['top']} of the items are at risk {bands[1]['risk_from']:.4g} or more" in html
+    items = pd.read_parquet(scored_run / "items.parquet")
+    assert abs((items["risk"] >= bands[1]["risk_from"]).mean() - 0.01) < 0.005
+    # with a model trained on labels: the measured share of laundering per band
+    run = tmp_path / "run"
+    shutil.copytree(scored_run, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["risk_bands"] = [{"band": "80-100", "lines": 107, "precision": 0.94}]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    html = report.write_report(run, out=tmp_path / "s.html", top=1).read_text(encoding="utf-8")
+    assert "risk 80-100: 94% laundering among 107 held-out labelled lines" in html
