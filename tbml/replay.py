@@ -28,7 +28,7 @@ COUNTED = ("linked_payments", "phantom_alerts", "reinvoiced_lines", "multiple_in
 # little. Measured: 1 of 591 phantom-payment alerts apart on 100,000 invoices by day, none monthly.
 COUNT_TOLERANCE = 0.01
 # Each run fits peer prices and the forest on its look-back, not on the whole file (which also sees every
-# row's future), so risks move a little. Measured: 0.001 apart on 100,000 invoices by day; 0.020 on the
+# row's future), so risks move a little. Measured: 0.001 apart on 100,000 invoices by day; 0.018 on the
 # 6,000-invoice test file over two years, whose own PR-AUC has a bootstrap standard error of 0.022 (392
 # laundering lines). 0.03 is about that file's noise, and a twentieth of what is lost scoring the days
 # without a store (0.72 -> 0.07 on the 100,000).
