@@ -64,14 +64,6 @@ CODED: dict[str, str] = {
 }
 # coded columns whose novelty makes an item worth exploring
 NOVELTY = ("importer_id", "exporter_id", "declarant_id", "hs6")
-# tbml's own evidence: numbers on every scored item (absent ones are read as missing)
-EVIDENCE = (
-    "unit_price_fence", "value_per_kg_fence", "kg_per_unit_fence", "fence_distance", "robust_z", "log_value",
-    "log_paid_ratio", "n_payments", "n_full_payments", "first_payment_lag_days", "third_party_payer",
-    "payer_outside_corridor", "cash_like", "high_risk_country", "split_payments", "repeat_same_goods",
-    "shipment_invoice_count", "chapter_prior_share", "new_relationship", "cycle_length", "round_trip",
-    "importer_volume_change", "importer_deviation_share", "forest_percentile", "risk_unsupervised",
-)
 # numbers on items that are not evidence: labels, tbml's own outputs, row positions
 NOT_EVIDENCE = frozenset({"is_laundering", "strength", "rank", "risk", "risk_percentile", "supervised_probability",
                           "alert", "source_row", "forest_score"})
